@@ -1,0 +1,63 @@
+"""Errors raised by selreload.
+
+SelreloadError
+ +-- ConfigError        invalid config: every `Issue` with its path and origin
+ +-- PolicyError        a policy file that cannot be honoured (loosens a secret, typo'd glob)
+ +-- ApplyError         an applier failed while the initial config was applied at start()
+ +-- StateError         an operation the Reloader's lifecycle state does not allow
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+
+class SelreloadError(Exception):
+    """Base class of every error selreload raises on purpose."""
+
+
+@attrs.frozen
+class Issue:
+    """One problem found in a candidate config.
+
+    Attributes:
+        path: dotted path of the value (`logging.level`, `providers[1].name`), `""` for the
+            document itself.
+        message: what is wrong, never containing a secret value.
+        origin: where to look: `file:line:col`, `env:APP_X`, `etcd:key@rev`, `default`, or
+            `None` when unknown.
+    """
+
+    path: str
+    message: str
+    origin: str | None = None
+
+    def __str__(self) -> str:
+        head = f"{self.origin}: " if self.origin else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{head}{where}{self.message}"
+
+
+class ConfigError(SelreloadError):
+    """A config that failed to parse or validate; `issues` lists every problem found."""
+
+    def __init__(self, issues: Iterable[Issue]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    def __str__(self) -> str:
+        return "\n".join(str(i) for i in self.issues)
+
+
+class PolicyError(SelreloadError):
+    """A policy override that cannot be honoured."""
+
+
+class ApplyError(SelreloadError):
+    """An applier failed while start() applied the initial config."""
+
+
+class StateError(SelreloadError):
+    """The Reloader is not in a state that allows the operation."""

@@ -1,0 +1,41 @@
+"""One log line per reload attempt that people can read, secrets masked."""
+
+from __future__ import annotations
+
+import logging
+
+from ._change import Change, render
+from ._result import Outcome, ReloadResult
+
+log = logging.getLogger("selreload")
+
+_LEVELS = {
+    Outcome.APPLIED: logging.INFO,
+    Outcome.UNCHANGED: logging.DEBUG,
+    Outcome.REJECTED: logging.WARNING,
+    Outcome.INVALID: logging.ERROR,
+    Outcome.ROLLED_BACK: logging.ERROR,
+    Outcome.DEGRADED: logging.CRITICAL,
+}
+
+
+def _change(c: Change) -> str:
+    return f"{c.path} {render(c.old, secret=c.secret)} -> {render(c.new, secret=c.secret)}"
+
+
+def log_result(result: ReloadResult, *, name: str) -> None:
+    level = _LEVELS[result.outcome]
+    head = f"config {name!r} reload ({result.trigger}"
+    head += f", by {result.actor})" if result.actor else ")"
+    if result.outcome is Outcome.APPLIED:
+        changes = "; ".join(_change(c) for c in result.applied) or "initial config"
+        log.log(level, "%s applied v%d: %s", head, result.version, changes)
+    elif result.outcome is Outcome.UNCHANGED:
+        log.log(level, "%s unchanged at v%d", head, result.version)
+    elif result.outcome is Outcome.REJECTED:
+        log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version)
+    else:
+        errors = "; ".join(str(e) for e in result.errors)
+        log.log(level, "%s %s, v%d stays live: %s", head, result.outcome.value, result.version, errors)
+    for c in result.rejected:
+        log.warning("config %r: %s needs a restart (restart pending): %s", name, c.path, _change(c))

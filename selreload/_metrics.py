@@ -1,0 +1,82 @@
+"""Prometheus metrics with the fixed names dashboards rely on (label `config`)."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from ._result import Outcome, ReloadResult
+
+# One set of metric families per registry: two Reloaders in one process share them and
+# tell themselves apart by the `config` label instead of colliding on registration.
+_FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _families(registry: CollectorRegistry) -> dict[str, Any]:
+    with _LOCK:
+        fam = _FAMILIES.get(registry)
+        if fam is None:
+            fam = {
+                "reloads": Counter(
+                    "selreload_reloads", "Reload attempts by outcome.", ["config", "outcome"], registry=registry
+                ),
+                "duration": Histogram(
+                    "selreload_reload_duration_seconds",
+                    "Wall time of reload attempts.",
+                    ["config"],
+                    buckets=_BUCKETS,
+                    registry=registry,
+                ),
+                "version": Gauge("selreload_config_version", "Live config version.", ["config"], registry=registry),
+                "last_success": Gauge(
+                    "selreload_last_success_timestamp_seconds",
+                    "Unix time of the last reload that left a valid config live (applied or unchanged).",
+                    ["config"],
+                    registry=registry,
+                ),
+                "restart_pending": Gauge(
+                    "selreload_restart_pending",
+                    "Restart-only leaves whose source value differs from the live one.",
+                    ["config"],
+                    registry=registry,
+                ),
+                "applier_failures": Counter(
+                    "selreload_applier_failures",
+                    "Applier (and rollback) failures.",
+                    ["config", "applier"],
+                    registry=registry,
+                ),
+            }
+            _FAMILIES[registry] = fam
+        return fam
+
+
+class Metrics:
+    """The metrics of one Reloader (`name` is the `config` label)."""
+
+    def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
+        fam = _families(registry if registry is not None else REGISTRY)
+        self._reloads = {o: fam["reloads"].labels(config=name, outcome=o.value) for o in Outcome}
+        self._duration = fam["duration"].labels(config=name)
+        self._version = fam["version"].labels(config=name)
+        self._last_success = fam["last_success"].labels(config=name)
+        self._restart_pending = fam["restart_pending"].labels(config=name)
+        self._applier_failures = fam["applier_failures"]
+        self._name = name
+
+    def observe(self, result: ReloadResult, *, restart_pending: int, ts: float) -> None:
+        self._reloads[result.outcome].inc()
+        self._duration.observe(result.duration_s)
+        self._version.set(result.version)
+        self._restart_pending.set(restart_pending)
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED):
+            self._last_success.set(ts)
+
+    def applier_failed(self, applier: str) -> None:
+        self._applier_failures.labels(config=self._name, applier=applier).inc()

@@ -1,0 +1,152 @@
+"""What a reload attempt produces: `Outcome`, `Plan`, `ReloadResult`."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ._change import Change, render
+from ._errors import Issue
+
+
+class Outcome(enum.Enum):
+    """How a reload attempt ended."""
+
+    APPLIED = "applied"
+    """Hot changes are live (restart-only ones, if any, were rejected)."""
+    UNCHANGED = "unchanged"
+    """Nothing differs from the live config."""
+    REJECTED = "rejected"
+    """Only restart-only changes (or any, in strict mode): nothing applied."""
+    INVALID = "invalid"
+    """The candidate failed to parse or validate; the live config stays."""
+    ROLLED_BACK = "rolled_back"
+    """An applier failed; every applier already run was undone; the live config stays."""
+    DEGRADED = "degraded"
+    """An applier failed and so did a rollback: side effects may be half-applied."""
+
+
+class Action(enum.Enum):
+    """What the plan does with one change."""
+
+    APPLY = "apply"
+    REJECT = "reject"
+
+
+@attrs.frozen(repr=False)
+class PlannedChange:
+    """One change and its fate: applied (through `appliers`, possibly none) or rejected."""
+
+    change: Change
+    action: Action
+    appliers: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        if self.action is Action.REJECT:
+            return "reject: restart required"
+        if self.appliers:
+            return "apply via " + ", ".join(self.appliers)
+        return "apply (snapshot only)"
+
+    def __repr__(self) -> str:
+        return f"PlannedChange({self.change!r}, {self.reason})"
+
+
+@attrs.frozen(repr=False)
+class Plan:
+    """The result of everything up to the transaction: what a reload would do.
+
+    Attributes:
+        steps: every change with its action, hot ones first in path order.
+        errors: parse and validation issues; when present, nothing would be applied.
+        strict: restart-only changes block the hot ones too.
+    """
+
+    steps: tuple[PlannedChange, ...] = ()
+    errors: tuple[Issue, ...] = ()
+    strict: bool = False
+
+    @property
+    def applied(self) -> tuple[Change, ...]:
+        return tuple(s.change for s in self.steps if s.action is Action.APPLY)
+
+    @property
+    def rejected(self) -> tuple[Change, ...]:
+        return tuple(s.change for s in self.steps if s.action is Action.REJECT)
+
+    @property
+    def outcome(self) -> Outcome:
+        """The outcome this plan leads to if every applier succeeds."""
+        if self.errors:
+            return Outcome.INVALID
+        if not self.steps:
+            return Outcome.UNCHANGED
+        if not self.applied:
+            return Outcome.REJECTED
+        return Outcome.APPLIED
+
+    def table(self) -> str:
+        """A fixed-width table of every change, secrets masked."""
+        if self.errors:
+            return "\n".join(str(e) for e in self.errors)
+        if not self.steps:
+            return "no changes"
+        rows = [("PATH", "OLD", "NEW", "POLICY", "ACTION")]
+        for s in self.steps:
+            c = s.change
+            old, new = render(c.old, secret=c.secret), render(c.new, secret=c.secret)
+            policy = c.policy.value + (" (secret)" if c.secret else "")
+            rows.append((c.path, old, new, policy, s.reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows
+        )
+
+    def __repr__(self) -> str:
+        return f"Plan(outcome={self.outcome.value}, steps={list(self.steps)!r}, errors={len(self.errors)})"
+
+    __str__ = table
+
+
+@attrs.frozen(repr=False)
+class ReloadResult:
+    """What one reload attempt did.
+
+    Attributes:
+        outcome: how it ended.
+        version: the live version afterwards (unchanged unless `outcome` is APPLIED).
+        applied: hot changes that went live (empty unless APPLIED).
+        rejected: restart-only changes refused (they stay pending until a restart).
+        errors: parse/validation issues, or the applier/rollback failures.
+        duration_s: wall time of the attempt.
+        trigger: what started it (`start`, `manual`, `file`, `signal`, `http`, `etcd`, `rollback`).
+        actor: who asked, when known (HTTP caller, CLI user).
+        previous_version: the live version before the attempt.
+    """
+
+    outcome: Outcome
+    version: int
+    applied: tuple[Change, ...] = ()
+    rejected: tuple[Change, ...] = ()
+    errors: tuple[Issue, ...] = ()
+    duration_s: float = 0.0
+    trigger: str = "manual"
+    actor: str | None = None
+    previous_version: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """False for INVALID, ROLLED_BACK and DEGRADED."""
+        return self.outcome in (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED)
+
+    def __repr__(self) -> str:
+        return (
+            f"ReloadResult({self.outcome.value}, version={self.version}, "
+            f"applied={list(self.applied)!r}, rejected={list(self.rejected)!r}, "
+            f"errors={[str(e) for e in self.errors]!r}, trigger={self.trigger!r}, "
+            f"duration_s={self.duration_s:.6f})"
+        )
+
+    __str__ = __repr__

@@ -1,0 +1,275 @@
+"""Declaring config classes (`config`, `hot`, `restart_only`, `secret`, `field`) and
+compiling one into a `Schema`: every leaf path with its type and resolved policy."""
+
+from __future__ import annotations
+
+import collections.abc
+import difflib
+import fnmatch
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar, overload
+
+import attrs
+
+from ._change import MASK, Policy
+from ._errors import PolicyError
+
+_META: Final = "selreload"
+_MARK: Final = "__selreload_config__"
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class FieldPolicy:
+    """What a field declares: an explicit policy (or `None`: inherit) and secrecy."""
+
+    policy: Policy | None = None
+    secret: bool = False
+
+
+def _mask(_value: object) -> str:
+    return MASK
+
+
+def field(*, policy: Policy | None = None, **kwargs: Any) -> Any:
+    """`attrs.field` with a selreload policy in its metadata.
+
+    Without `policy` the field inherits the nearest explicit policy above it (and a leaf
+    with none anywhere above it is restart-only). Takes every `attrs.field` keyword.
+    """
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    previous = metadata.get(_META)
+    secret = previous.secret if isinstance(previous, FieldPolicy) else False
+    metadata[_META] = FieldPolicy(policy=policy, secret=secret)
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+def hot(**kwargs: Any) -> Any:
+    """A field that may change while the service runs (same keywords as `attrs.field`)."""
+    return field(policy=Policy.HOT, **kwargs)
+
+
+def restart_only(**kwargs: Any) -> Any:
+    """A field whose changes are rejected live and reported as restart pending."""
+    return field(policy=Policy.RESTART_ONLY, **kwargs)
+
+
+def secret(*, hot: bool = False, **kwargs: Any) -> Any:
+    """A credential: masked (`***`) everywhere selreload renders it, restart-only unless
+    `hot=True` (credential rotation)."""
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata[_META] = FieldPolicy(policy=Policy.HOT if hot else Policy.RESTART_ONLY, secret=True)
+    kwargs.setdefault("repr", _mask)
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+@overload
+def config(maybe_cls: type[T], /) -> type[T]: ...
+@overload
+def config(maybe_cls: None = None, /, **kwargs: Any) -> Callable[[type[T]], type[T]]: ...
+
+
+def config(maybe_cls: type[T] | None = None, /, **kwargs: Any) -> Any:
+    """Make a frozen, slotted attrs class that selreload can load, diff and reload.
+
+    Usable bare (`@sr.config`) or with `attrs.frozen` keywords (`@sr.config(kw_only=True)`).
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        kwargs.setdefault("slots", True)
+        new = attrs.frozen(cls, **kwargs)
+        setattr(new, _MARK, True)
+        return new
+
+    return wrap if maybe_cls is None else wrap(maybe_cls)
+
+
+def is_config(obj: object) -> bool:
+    """Whether `obj` is an attrs class (selreload treats every attrs class as a node)."""
+    return isinstance(obj, type) and attrs.has(obj)
+
+
+# --- policy files -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PolicySet:
+    """Path-glob overrides of the declared policies, as a policy file states them.
+
+    `restart` and `secret` tighten; `hot` loosens (refused for secrets). When globs of
+    several kinds match a leaf, the tightest wins: secret, then restart, then hot.
+    """
+
+    hot: tuple[str, ...] = ()
+    restart: tuple[str, ...] = ()
+    secret: tuple[str, ...] = ()
+    source: str = "<policies>"
+
+    def patterns(self) -> Iterable[tuple[str, str]]:
+        for kind in ("secret", "restart", "hot"):
+            for pattern in getattr(self, kind):
+                yield kind, pattern
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    """A pattern matches a path it globs, and every path under a path it names."""
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern + ".*")
+    return path == pattern or path.startswith(pattern + ".")
+
+
+# --- the compiled schema ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Leaf:
+    """One leaf of a schema.
+
+    Attributes:
+        path: dotted path.
+        type: the field's resolved annotation.
+        policy: the resolved policy (declared, then policy files).
+        secret: masked everywhere.
+        mapping: a `dict[str, X]` field, diffed per key (`feature_flags.new_checkout`).
+    """
+
+    path: str
+    type: Any
+    policy: Policy
+    secret: bool
+    mapping: bool = False
+
+
+def _is_mapping_type(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin in (dict, collections.abc.Mapping, collections.abc.MutableMapping)
+
+
+def unwrap_optional(tp: Any) -> Any:
+    """`X | None` -> `X`; anything else unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+class Schema:
+    """The leaves of a config class with their resolved policies.
+
+    Args:
+        cls: a `@sr.config` (or any attrs) class.
+        policies: `PolicySet`s applied in order after the declared policies.
+
+    Raises:
+        PolicyError: a policy glob matches nothing, or loosens a secret.
+    """
+
+    def __init__(self, cls: type[Any], *, policies: Iterable[PolicySet] = ()) -> None:
+        if not is_config(cls):
+            raise TypeError(f"{cls!r} is not a config class; decorate it with @selreload.config")
+        self.cls = cls
+        self.policies = tuple(policies)
+        self.leaves: dict[str, Leaf] = {}
+        # node path -> the attrs class at that path ("" is the root)
+        self.nodes: dict[str, type[Any]] = {}
+        self._walk(cls, "", None, False)
+        self._policy_cache: dict[str, tuple[Policy, bool]] = {}
+        self.mapping_paths = tuple(p for p, leaf in self.leaves.items() if leaf.mapping)
+        self._apply_policy_files()
+
+    def _walk(self, cls: type[Any], prefix: str, inherited: Policy | None, secret: bool) -> None:
+        self.nodes[prefix] = cls
+        hints = attrs.resolve_types(cls)
+        for a in attrs.fields(hints):
+            meta = a.metadata.get(_META)
+            policy = meta.policy if meta is not None and meta.policy is not None else inherited
+            is_secret = secret or (meta is not None and meta.secret)
+            if is_secret and (meta is None or meta.policy is None) and policy is None:
+                policy = Policy.RESTART_ONLY
+            path = f"{prefix}{a.name}"
+            tp = unwrap_optional(a.type)
+            if is_config(tp) and tp is not cls:
+                self._walk(tp, path + ".", policy, is_secret)
+                continue
+            self.leaves[path] = Leaf(
+                path=path,
+                type=a.type,
+                policy=policy or Policy.RESTART_ONLY,
+                secret=is_secret,
+                mapping=_is_mapping_type(a.type),
+            )
+
+    def _apply_policy_files(self) -> None:
+        for policy_set in self.policies:
+            for kind, pattern in policy_set.patterns():
+                matched = [p for p in self.leaves if glob_matches(pattern, p)]
+                # A glob may also name keys inside a mapping field (feature_flags.beta_*).
+                under_mapping = any(pattern.startswith(m + ".") or glob_matches(pattern, m) for m in self.mapping_paths)
+                if not matched and not under_mapping:
+                    hint = difflib.get_close_matches(pattern, list(self.leaves), n=1)
+                    tip = f"; did you mean {hint[0]!r}?" if hint else ""
+                    raise PolicyError(f"{policy_set.source}: {kind}: {pattern!r} matches no field{tip}")
+                for path in matched:
+                    leaf = self.leaves[path]
+                    if kind == "hot" and leaf.secret:
+                        raise PolicyError(
+                            f"{policy_set.source}: hot: {pattern!r} would make secret {path!r} hot; "
+                            "secrets can only be made hot in code, with secret(hot=True)"
+                        )
+                    if kind == "hot" and any(glob_matches(p, path) for k, p in policy_set.patterns() if k != "hot"):
+                        continue  # the tighter glob in the same file wins
+                    self.leaves[path] = attrs.evolve(
+                        leaf,
+                        policy=Policy.HOT if kind == "hot" else Policy.RESTART_ONLY,
+                        secret=leaf.secret or kind == "secret",
+                    )
+
+    def leaf_of(self, path: str) -> Leaf | None:
+        """The leaf at `path`, or the mapping leaf a per-key path is under."""
+        leaf = self.leaves.get(path)
+        if leaf is not None:
+            return leaf
+        head, _, _ = path.rpartition(".")
+        leaf = self.leaves.get(head)
+        return leaf if leaf is not None and leaf.mapping else None
+
+    def policy_of(self, path: str) -> tuple[Policy, bool]:
+        """`(policy, secret)` of a leaf path or a per-key path under a mapping field."""
+        cached = self._policy_cache.get(path)
+        if cached is not None:
+            return cached
+        leaf = self.leaf_of(path)
+        if leaf is None:
+            return Policy.RESTART_ONLY, False
+        policy, is_secret = leaf.policy, leaf.secret
+        if path != leaf.path:  # a key inside a mapping: policy files may name keys
+            for policy_set in self.policies:
+                for kind, pattern in policy_set.patterns():  # tightest kind first
+                    if not glob_matches(pattern, path) or glob_matches(pattern, leaf.path):
+                        continue
+                    if kind == "hot" and is_secret:
+                        continue
+                    policy = Policy.HOT if kind == "hot" else Policy.RESTART_ONLY
+                    is_secret = is_secret or kind == "secret"
+                    break
+        if len(self._policy_cache) < 65536:
+            self._policy_cache[path] = (policy, is_secret)
+        return policy, is_secret
+
+    def paths_matching(self, pattern: str) -> list[str]:
+        """Leaf paths a registration pattern covers (mapping leaves count for their keys)."""
+        return [
+            p
+            for p, leaf in self.leaves.items()
+            if glob_matches(pattern, p)
+            or (leaf.mapping and glob_matches(pattern, p + ".x"))
+            or (leaf.mapping and pattern.startswith(p + "."))
+        ]
+
+    def suggest(self, path: str) -> str | None:
+        hint = difflib.get_close_matches(path, list(self.leaves), n=1)
+        return hint[0] if hint else None

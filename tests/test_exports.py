@@ -1,0 +1,25 @@
+"""The public API is exactly `__all__`, sorted, and every name in it exists."""
+
+from __future__ import annotations
+
+import selreload as sr
+
+
+def test_all_is_sorted_and_unique() -> None:
+    """`__all__` is sorted (constants first, as ruff sorts them) and has no duplicates."""
+    assert len(set(sr.__all__)) == len(sr.__all__)
+    assert sr.__all__ == sorted(sr.__all__, key=lambda n: (not n.isupper(), n))
+
+
+def test_every_public_name_exists() -> None:
+    """Every name in `__all__` is importable from the package."""
+    for name in sr.__all__:
+        assert getattr(sr, name) is not None, name
+
+
+def test_no_public_name_outside_all() -> None:
+    """Public attributes of the package are listed in `__all__` (modules excepted)."""
+    import types
+
+    public = {n for n, v in vars(sr).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public - {"annotations"} == set(sr.__all__)

@@ -116,7 +116,7 @@ def bench_reloads() -> None:
             t0 = time.perf_counter()
             layer = source.load()
             t1 = time.perf_counter()
-            config, issues = reloader._structurer.structure(merge([layer.tree]))
+            config, _issues = reloader._structurer.structure(merge([layer.tree]))
             t2 = time.perf_counter()
             plan, effective, flat = reloader._plan(config)
             t3 = time.perf_counter()

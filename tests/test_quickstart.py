@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "examples"))
 
-import quickstart  # noqa: E402
+import quickstart
 
 
 def test_quickstart_runs(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,7 +29,7 @@ class Pair:
 def test_readers_never_see_two_versions_mixed(config_file: Callable[[str], pathlib.Path]) -> None:
     """8 reader threads reading `current` through 1,000 reloads always see b == 2a."""
     path = config_file("a: 0\nb: 0\n")
-    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path)])
+    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path, watch=False)])
     stop = threading.Event()
     torn: list[tuple[int, int]] = []
     reads = [0] * 8
@@ -65,7 +65,7 @@ def test_readers_never_see_two_versions_mixed(config_file: Callable[[str], pathl
 def test_pin_keeps_its_snapshot_through_a_reload(config_file: Callable[[str], pathlib.Path]) -> None:
     """Inside a pin, pinned() is the snapshot from the start of the block, whatever reloads."""
     path = config_file("a: 1\nb: 2\n")
-    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path)])
+    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path, watch=False)])
     with reloader:
         with reloader.pin() as cfg:
             path.write_text("a: 2\nb: 4\n")
@@ -81,7 +81,7 @@ def test_pin_keeps_its_snapshot_through_a_reload(config_file: Callable[[str], pa
 def test_old_snapshot_freed_when_last_pin_ends(config_file: Callable[[str], pathlib.Path]) -> None:
     """An old snapshot stays alive while pinned and is freed when its last pin ends."""
     path = config_file("a: 1\nb: 2\n")
-    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path)], history=1)
+    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path, watch=False)], history=1)
     with reloader:
         pin = reloader.pin()
         old = weakref.ref(pin.__enter__())
@@ -98,7 +98,7 @@ def test_old_snapshot_freed_when_last_pin_ends(config_file: Callable[[str], path
 def test_pins_are_per_task(config_file: Callable[[str], pathlib.Path]) -> None:
     """Concurrent asyncio tasks each keep their own pinned snapshot (ContextVar)."""
     path = config_file("a: 1\nb: 2\n")
-    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path)])
+    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path, watch=False)])
 
     async def request(started: asyncio.Event, go: asyncio.Event) -> int:
         with reloader.pin():
@@ -125,7 +125,7 @@ def test_pins_are_per_task(config_file: Callable[[str], pathlib.Path]) -> None:
 def test_triggers_during_a_reload_coalesce(config_file: Callable[[str], pathlib.Path]) -> None:
     """request_reload() calls that arrive while a reload runs fold into one more reload."""
     path = config_file("a: 1\nb: 2\n")
-    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path)])
+    reloader = sr.Reloader(Pair, sources=[sr.YamlFile(path, watch=False)])
     entered, release = threading.Event(), threading.Event()
     applied: list[int] = []
 

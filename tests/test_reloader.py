@@ -43,7 +43,7 @@ Writer = Callable[[str], pathlib.Path]
 
 def started(config_file: Writer, text: str = BASE, **kwargs: Any) -> sr.Reloader[App]:
     path = config_file(text)
-    reloader = sr.Reloader(App, sources=[sr.YamlFile(path)], **kwargs)
+    reloader = sr.Reloader(App, sources=[sr.YamlFile(path, watch=False)], **kwargs)
     return reloader
 
 
@@ -361,7 +361,7 @@ def test_cross_field_rule_checked_on_effective_config(config_file: Writer) -> No
         workers: int = sr.hot(default=2, validator=under_max)
 
     path = config_file("max_workers: 4\nworkers: 2\n")
-    reloader = sr.Reloader(Pool, sources=[sr.YamlFile(path)])
+    reloader = sr.Reloader(Pool, sources=[sr.YamlFile(path, watch=False)])
     with reloader:
         config_file("max_workers: 16\nworkers: 8\n")
         result = reloader.reload()

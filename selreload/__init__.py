@@ -7,22 +7,30 @@ and swapped in with a single assignment.
 
 from __future__ import annotations
 
-from ._change import UNSET, Change, Policy
+from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
+from ._change import UNSET, Change, Policy, format_duration
 from ._errors import ApplyError, ConfigError, Issue, PolicyError, SelreloadError, StateError
+from ._explain import Explanation, explain
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
 from ._schema import PolicySet, config, field, hot, restart_only, secret
 from ._snapshot import Snapshot
-from .sources import YamlFile
+from .sources import Env, Etcd, JsonFile, TomlFile, YamlFile, layered
 
 __all__ = [
     "UNSET",
     "Action",
     "ApplyError",
+    "AuditLog",
+    "AuditVerification",
     "Change",
     "ConfigError",
+    "Env",
+    "Etcd",
+    "Explanation",
     "Issue",
+    "JsonFile",
     "Outcome",
     "Plan",
     "PlannedChange",
@@ -35,11 +43,17 @@ __all__ = [
     "Snapshot",
     "State",
     "StateError",
+    "TomlFile",
     "YamlFile",
     "config",
+    "explain",
     "field",
+    "format_duration",
     "hot",
+    "layered",
     "load_policy_file",
+    "read_audit",
     "restart_only",
     "secret",
+    "verify_audit",
 ]

@@ -476,12 +476,11 @@ def describe_validation(exc: BaseException, a: attrs.Attribute[Any], value: Any,
 
 def scrub(text: str, *secrets: Any) -> str:
     """Replace every rendering of every secret value in `text` with `***`."""
-    for value in secrets:
-        if value is None or value == "" or isinstance(value, bool):
-            continue
-        for form in {str(value), repr(value)}:
-            if form:
-                text = text.replace(form, MASK)
+    forms = {form for v in secrets if not (v is None or v == "" or isinstance(v, bool)) for form in (str(v), repr(v))}
+    # Longest first: with secrets "abc" and "xabc", replacing "abc" first would leave "x***".
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, MASK)
     return text
 
 

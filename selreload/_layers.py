@@ -59,34 +59,78 @@ def _render(parts: Sequence[str | int]) -> str:
     return out
 
 
+def _held(tree: Any, parts: Sequence[str | int]) -> bool:
+    """Whether this tree decides the value at `parts`: it holds the path, or a whole
+    value (text, scalar, list) on the way to it, which replaces everything below."""
+    node = tree
+    for depth, part in enumerate(parts):
+        if isinstance(part, int):
+            if not isinstance(node, list | tuple):
+                return depth > 0
+            if part >= len(node):
+                return False
+        elif not isinstance(node, Mapping):
+            return depth > 0
+        elif part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _located(layer: Layer, parts: Sequence[str | int], depth: int) -> str:
+    located = layer.locate()
+    # The exact path first, then the nearest located ancestor in that layer.
+    for d in range(depth, 0, -1):
+        found = located.get(_render(parts[:d]))
+        if found:
+            return found
+    return layer.name
+
+
 def origin_of(path: str, layers: Sequence[Layer]) -> str:
-    """The origin of `path` in the merged tree: the last layer holding it (or, for a
-    missing key, its nearest parent), at the position that layer recorded."""
-    parts = split_path(path)
-    for depth in range(len(parts), 0, -1):
-        prefix = parts[:depth]
-        for layer in reversed(layers):
-            if layer.tree is not None and _contains(layer.tree, prefix):
-                located = layer.locate()
-                # The exact path first, then the nearest located ancestor in that layer.
-                for d in range(depth, 0, -1):
-                    found = located.get(_render(parts[:d]))
-                    if found:
-                        return found
-                return layer.name
+    """The origin of `path` in the merged tree: the last layer that decides it (or, for a
+    missing key, the last layer holding its nearest parent), at the position that layer
+    recorded; `"default"` when no layer holds any of it."""
+    return _origin(split_path(path), layers, nearest=True)
+
+
+def _origin(parts: Sequence[str | int], layers: Sequence[Layer], *, nearest: bool) -> str:
+    for layer in reversed(layers):
+        if layer.tree is not None and _held(layer.tree, parts):
+            return _located(layer, parts, len(parts))
+    if nearest:
+        for depth in range(len(parts) - 1, 0, -1):
+            prefix = parts[:depth]
+            for layer in reversed(layers):
+                if layer.tree is not None and _contains(layer.tree, prefix):
+                    return _located(layer, parts, depth)
     return "default"
 
 
+_POSITION = re.compile(r"(?P<name>.*):(?P<line>\d+):(?P<col>\d+)")
+
+
 def place(issues: Iterable[Issue], layers: Sequence[Layer]) -> list[Issue]:
-    """Give every issue without an origin the origin of its path."""
+    """Give every issue without an origin the origin of its path, and list them like a
+    compiler: by layer, then line and column (issues without a position keep their order)."""
     placed = []
     for issue in issues:
         if issue.origin is None:
             issue = Issue(issue.path, issue.message, origin_of(issue.path, layers))
         placed.append(issue)
-    return placed
+    rank = {layer.name: i for i, layer in enumerate(layers)}
+
+    def position(issue: Issue) -> tuple[int, int, int]:
+        origin = issue.origin or ""
+        m = _POSITION.fullmatch(origin)
+        if m is None:
+            return rank.get(origin, len(layers)), 0, 0
+        return rank.get(m["name"], len(layers)), int(m["line"]), int(m["col"])
+
+    return sorted(placed, key=position)
 
 
 def origins(paths: Iterable[str], layers: Sequence[Layer]) -> dict[str, str]:
-    """`{path: origin}` for every leaf path of a config."""
-    return {p: origin_of(p, layers) for p in paths}
+    """`{path: origin}` for every leaf path of a config; a leaf no layer holds (even when
+    its parent section is in a file) came from its `default`."""
+    return {p: _origin(split_path(p), layers, nearest=False) for p in paths}

@@ -24,6 +24,8 @@ def _change(c: Change) -> str:
 
 
 def log_result(result: ReloadResult, *, name: str) -> None:
+    """INFO for an applied reload (each change old -> new), WARNING per rejected
+    restart-only change, ERROR for INVALID/ROLLED_BACK, CRITICAL for DEGRADED."""
     level = _LEVELS[result.outcome]
     head = f"config {name!r} reload ({result.trigger}"
     head += f", by {result.actor})" if result.actor else ")"
@@ -31,7 +33,11 @@ def log_result(result: ReloadResult, *, name: str) -> None:
         changes = "; ".join(_change(c) for c in result.applied) or "initial config"
         log.log(level, "%s applied v%d: %s", head, result.version, changes)
     elif result.outcome is Outcome.UNCHANGED:
-        log.log(level, "%s unchanged at v%d", head, result.version)
+        pending = ", ".join(c.path for c in result.rejected)
+        tail = f" (restart pending: {pending})" if pending else ""
+        log.log(level, "%s unchanged at v%d%s", head, result.version, tail)
+        # Already warned when they were rejected: a repeated file event is not news.
+        return
     elif result.outcome is Outcome.REJECTED:
         log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version)
     else:

@@ -36,7 +36,7 @@ def _families(registry: CollectorRegistry) -> dict[str, Any]:
                 "version": Gauge("selreload_config_version", "Live config version.", ["config"], registry=registry),
                 "last_success": Gauge(
                     "selreload_last_success_timestamp_seconds",
-                    "Unix time of the last reload that left a valid config live (applied or unchanged).",
+                    "Unix time of the last reload attempt that ended well (applied, unchanged or rejected).",
                     ["config"],
                     registry=registry,
                 ),
@@ -71,6 +71,8 @@ class Metrics:
         self._name = name
 
     def observe(self, result: ReloadResult, *, restart_pending: int, ts: float) -> None:
+        """Count one attempt, time it, and set the version, restart-pending and
+        last-success gauges (a rejected reload leaves a good config live: a success)."""
         self._reloads[result.outcome].inc()
         self._duration.observe(result.duration_s)
         self._version.set(result.version)
@@ -79,4 +81,5 @@ class Metrics:
             self._last_success.set(ts)
 
     def applier_failed(self, applier: str) -> None:
+        """Count one failure of `applier` (its apply or its rollback)."""
         self._applier_failures.labels(config=self._name, applier=applier).inc()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import pathlib
 from collections.abc import Iterable
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ._errors import PolicyError
 from ._schema import PolicySet
@@ -19,33 +21,62 @@ PolicyInput = str | os.PathLike[str] | PolicySet
 
 
 def load_policy_file(path: str | os.PathLike[str]) -> PolicySet:
-    """Read a policy file (`hot:`, `restart:`, `secret:` lists of path globs).
+    """Read a policy file (`hot:`, `restart:`, `secret:` lists of path globs; `name:` and
+    `description:` are allowed for people).
 
     Raises:
-        PolicyError: unreadable, not YAML, unknown keys, or lists of non-strings.
+        PolicyError: unreadable, not YAML, unknown keys, or lists of non-strings; the
+            message starts with `file:line:col` where the problem is.
     """
     name = os.fspath(path)
     try:
-        doc: Any = YAML(typ="safe", pure=False).load(pathlib.Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{name}: cannot read policy file: {exc.strerror or exc}") from None
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PolicyError(f"{name}: cannot read policy file: {reason}") from None
+    try:
+        # Round-trip mode for line/col: policy files are a few lines, speed is moot.
+        doc: Any = YAML(typ="rt").load(text)
     except YAMLError as exc:
-        raise PolicyError(f"{name}: not valid YAML: {exc}") from None
+        raise PolicyError(_yaml_message(name, exc)) from None
     if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
+        doc = CommentedMap()
+    if not isinstance(doc, CommentedMap):
         raise PolicyError(f"{name}: expected a mapping with keys {', '.join(_KINDS)}")
-    doc = {k: v for k, v in doc.items() if k not in ("name", "description")}
-    unknown = sorted(set(map(str, doc)) - set(_KINDS))
-    if unknown:
-        raise PolicyError(f"{name}: unknown key {unknown[0]!r}; expected {', '.join(_KINDS)}")
+
+    def at(line: int, col: int) -> str:
+        return f"{name}:{line + 1}:{col + 1}"
+
+    for key in doc:
+        if key not in _KINDS and key not in ("name", "description"):
+            hint = difflib.get_close_matches(str(key), _KINDS, n=1)
+            tip = f"; did you mean {hint[0]!r}?" if hint else f"; expected {', '.join(_KINDS)}"
+            raise PolicyError(f"{at(*doc.lc.key(key))}: unknown key {str(key)!r}{tip}")
     lists: dict[str, tuple[str, ...]] = {}
+    positions: dict[str, str] = {}
     for kind in _KINDS:
-        items = doc.get(kind) or []
-        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-            raise PolicyError(f"{name}: {kind}: expected a list of path globs")
-        lists[kind] = tuple(items)
-    return PolicySet(hot=lists["hot"], restart=lists["restart"], secret=lists["secret"], source=name)
+        items = doc.get(kind)
+        if items is None:  # absent, or `hot:` with nothing after it
+            lists[kind] = ()
+            continue
+        if not isinstance(items, CommentedSeq):
+            raise PolicyError(f"{at(*doc.lc.value(kind))}: {kind}: expected a list of path globs, got {items!r}")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                raise PolicyError(f"{at(*items.lc.item(i))}: {kind}: expected a path glob, got {item!r}")
+            positions.setdefault(f"{kind}:{item}", at(*items.lc.item(i)))
+        lists[kind] = tuple(str(item) for item in items)
+    return PolicySet(
+        hot=lists["hot"], restart=lists["restart"], secret=lists["secret"], source=name, positions=positions
+    )
+
+
+def _yaml_message(name: str, exc: YAMLError) -> str:
+    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        context = f" ({exc.context})" if exc.context else ""
+        return f"{name}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {exc.problem or 'syntax error'}{context}"
+    return f"{name}: not valid YAML: {exc}"
 
 
 def load_policies(policies: PolicyInput | Iterable[PolicyInput] | None) -> list[PolicySet]:

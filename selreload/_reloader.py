@@ -14,13 +14,14 @@ import contextvars
 import datetime
 import enum
 import logging
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _transaction
 from ._change import UNSET, Change, Policy
@@ -36,6 +37,7 @@ from ._schema import Schema
 from ._snapshot import Origins, Snapshot
 from ._tracing import Tracing
 from ._typing import Layer, Reporter, Source, Watcher
+from ._watch import SignalTrigger
 
 C = TypeVar("C")
 A = TypeVar("A")
@@ -102,6 +104,8 @@ class Reloader(Generic[C]):
         self.strict = strict
         self._structurer = Structurer(self.schema)
         self._flatten = Flattener(self.schema)
+        # Kept for the admin app's GET /metrics.
+        self.registry = registry if registry is not None else REGISTRY
         self._metrics = Metrics(name, registry)
         self._tracing = Tracing(tracer_provider)
         self._history: deque[Snapshot[C]] = deque(maxlen=max(1, history))
@@ -118,6 +122,7 @@ class Reloader(Generic[C]):
         self._draining = False
         self._state = State.UNSTARTED
         self._watchers: list[Watcher] = []
+        self._signals: SignalTrigger | None = None
         self._live_flat: dict[str, Any] = {}
         self._live_inputs: tuple[str, ...] | None = None
         self._last_inputs: tuple[str, ...] | None = None
@@ -125,6 +130,7 @@ class Reloader(Generic[C]):
         self._last_error: str | None = None
         self._healthy = True
         self._restart_pending: tuple[Change, ...] = ()
+        self._live_pending: tuple[Change, ...] = ()  # what was pending for _live_inputs
         self.snapshot: Snapshot[C] | None = None
 
     def __repr__(self) -> str:
@@ -152,8 +158,9 @@ class Reloader(Generic[C]):
             raise StateError(f"reloader {self.name!r} is already running")
         watchers = [w for w in (s.watch(self.request_reload) for s in self.sources) if w is not None]
         try:
-            with self._write:
+            with self._write, self._tracing.reload("start") as span:
                 snapshot = self._start_locked()
+                self._tracing.finish(span, self._last)
                 self._watchers = watchers
                 self._state = State.RUNNING
         except BaseException:
@@ -181,7 +188,7 @@ class Reloader(Generic[C]):
                 self._metrics.applier_failed(applier)
             raise ApplyError("\n".join(str(e) for e in tx.errors))
         self._commit(snapshot, flat, tuple(layer.digest for layer in layers))
-        self._restart_pending = ()
+        self._restart_pending = self._live_pending = ()
         self._healthy = True
         result = ReloadResult(
             Outcome.APPLIED,
@@ -194,12 +201,35 @@ class Reloader(Generic[C]):
         return snapshot
 
     def stop(self) -> None:
-        """Stop every watcher (joining their threads). `reload()` still works after."""
+        """Stop every watcher (joining their threads) and restore the signal handlers
+        `install_signal_handler()` replaced. `reload()` still works after."""
         watchers, self._watchers = self._watchers, []
         for w in watchers:
             w.stop()
+        signals, self._signals = self._signals, None
+        if signals is not None:
+            signals.stop()
         if self._state is State.RUNNING:
             self._state = State.STOPPED
+
+    def install_signal_handler(self, signum: int = signal.SIGHUP) -> None:
+        """Reload with trigger `"signal"` whenever `signum` arrives, until `stop()`.
+
+        The handler only wakes a worker thread that runs the reload: a reload inside the
+        handler would run in the middle of whatever the main thread was doing.
+
+        Raises:
+            RuntimeError: not called from the main thread (only it can set handlers).
+        """
+        if self._signals is None:
+            self._signals = SignalTrigger(self._on_signal)
+        self._signals.install(signum)
+
+    def _on_signal(self, trigger: str) -> None:
+        if self.snapshot is None:
+            log.warning("config %r: %s ignored: start() has not loaded a config yet", self.name, trigger)
+            return
+        self.request_reload(trigger)
 
     def __enter__(self) -> Reloader[C]:
         self.start()
@@ -328,9 +358,11 @@ class Reloader(Generic[C]):
             self._last_inputs = None
             return self._result(Outcome.INVALID, t0, trigger, actor, errors=exc.issues)
         inputs = tuple(layer.digest for layer in layers)
-        if inputs == self._live_inputs or (
-            inputs == self._last_inputs and self._last is not None and self._last.outcome in _REPEATABLE
-        ):
+        if inputs == self._live_inputs:
+            # The sources hold again what is live: whatever was pending for them is back.
+            self._restart_pending = self._live_pending
+            return self._result(Outcome.UNCHANGED, t0, trigger, actor, rejected=self._restart_pending)
+        if inputs == self._last_inputs and self._last is not None and self._last.outcome in _REPEATABLE:
             return self._result(Outcome.UNCHANGED, t0, trigger, actor, rejected=self._restart_pending)
         self._last_inputs = inputs
         try:
@@ -355,7 +387,7 @@ class Reloader(Generic[C]):
         self._restart_pending = plan.rejected
         if plan.outcome is not Outcome.APPLIED:
             if plan.outcome is Outcome.UNCHANGED:
-                self._live_inputs = inputs
+                self._live_inputs, self._live_pending = inputs, ()
             return self._result(plan.outcome, t0, trigger, actor, rejected=plan.rejected)
         live = self._live()
         snapshot = self._make_snapshot(effective, eff_flat, live.version + 1, located)
@@ -374,6 +406,7 @@ class Reloader(Generic[C]):
                 self._healthy = False
             return self._result(tx.outcome, t0, trigger, actor, errors=tx.errors, rejected=plan.rejected)
         self._commit(snapshot, eff_flat, inputs)
+        self._live_pending = plan.rejected
         self._healthy = True
         return self._result(
             Outcome.APPLIED, t0, trigger, actor, applied=plan.applied, rejected=plan.rejected, previous=live.version

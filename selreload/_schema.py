@@ -8,7 +8,7 @@ import difflib
 import fnmatch
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar, overload
 
 import attrs
@@ -107,6 +107,12 @@ class PolicySet:
     restart: tuple[str, ...] = ()
     secret: tuple[str, ...] = ()
     source: str = "<policies>"
+    # `{"kind:pattern": "file:line:col"}`, so an error names the line of the bad glob.
+    positions: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def origin(self, kind: str, pattern: str) -> str:
+        """Where a glob was written: `file:line:col` when known, else the source name."""
+        return self.positions.get(f"{kind}:{pattern}", self.source)
 
     def patterns(self) -> Iterable[tuple[str, str]]:
         for kind in ("secret", "restart", "hot"):
@@ -183,7 +189,13 @@ class Schema:
 
     def _walk(self, cls: type[Any], prefix: str, inherited: Policy | None, secret: bool) -> None:
         self.nodes[prefix] = cls
-        hints = attrs.resolve_types(cls)
+        try:
+            hints = attrs.resolve_types(cls)
+        except NameError as exc:
+            raise TypeError(
+                f"cannot resolve the annotations of {cls.__qualname__} ({exc}): define config classes "
+                "at module level, or refer to nested classes that exist when the schema is built"
+            ) from None
         for a in attrs.fields(hints):
             meta = a.metadata.get(_META)
             policy = meta.policy if meta is not None and meta.policy is not None else inherited
@@ -212,12 +224,12 @@ class Schema:
                 if not matched and not under_mapping:
                     hint = difflib.get_close_matches(pattern, list(self.leaves), n=1)
                     tip = f"; did you mean {hint[0]!r}?" if hint else ""
-                    raise PolicyError(f"{policy_set.source}: {kind}: {pattern!r} matches no field{tip}")
+                    raise PolicyError(f"{policy_set.origin(kind, pattern)}: {kind}: {pattern!r} matches no field{tip}")
                 for path in matched:
                     leaf = self.leaves[path]
                     if kind == "hot" and leaf.secret:
                         raise PolicyError(
-                            f"{policy_set.source}: hot: {pattern!r} would make secret {path!r} hot; "
+                            f"{policy_set.origin(kind, pattern)}: hot: {pattern!r} would make secret {path!r} hot; "
                             "secrets can only be made hot in code, with secret(hot=True)"
                         )
                     if kind == "hot" and any(glob_matches(p, path) for k, p in policy_set.patterns() if k != "hot"):
@@ -233,9 +245,14 @@ class Schema:
         leaf = self.leaves.get(path)
         if leaf is not None:
             return leaf
-        head, _, _ = path.rpartition(".")
-        leaf = self.leaves.get(head)
-        return leaf if leaf is not None and leaf.mapping else None
+        # Walk up: a key may hold dots itself (`logging.levels.com.example.db`).
+        head = path
+        while "." in head:
+            head = head.rpartition(".")[0]
+            leaf = self.leaves.get(head)
+            if leaf is not None:
+                return leaf if leaf.mapping else None
+        return None
 
     def policy_of(self, path: str) -> tuple[Policy, bool]:
         """`(policy, secret)` of a leaf path or a per-key path under a mapping field."""

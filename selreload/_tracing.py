@@ -13,14 +13,19 @@ from opentelemetry.trace import Status, StatusCode
 from ._result import Outcome, ReloadResult
 
 _FAILED = (Outcome.INVALID, Outcome.ROLLED_BACK, Outcome.DEGRADED)
+_STATUS_LIMIT = 1000  # span backends truncate or drop long descriptions anyway
 
 
 class Tracing:
     """Spans for one Reloader.
 
+    Exceptions are never recorded as span events: their text may quote a secret. A
+    failed step gets status ERROR with the exception's type name; a failed reload gets
+    the result's error lines, which the Reloader has already scrubbed of secrets.
+
     Args:
         provider: the TracerProvider to use; `None` uses the global one once the app has
-            set it, and costs nothing until then.
+            set it, and costs one provider lookup per reload until then.
     """
 
     def __init__(self, provider: trace.TracerProvider | None) -> None:
@@ -31,6 +36,8 @@ class Tracing:
         if self._tracer is not None:
             return self._tracer
         if self._provider is None:
+            # Looked up on every reload, not once: apps often set the global provider
+            # after building their Reloader.
             glob = trace.get_tracer_provider()
             if isinstance(glob, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
                 return None
@@ -39,38 +46,40 @@ class Tracing:
 
     @contextlib.contextmanager
     def reload(self, trigger: str) -> Iterator[Any]:
-        tracer = self._get()
-        if tracer is None:
-            yield None
-            return
-        with tracer.start_as_current_span(
-            "selreload.reload",
-            attributes={"selreload.trigger": trigger},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        """The `selreload.reload` span of one attempt (`None` when tracing is off)."""
+        with self._span("selreload.reload", {"selreload.trigger": trigger}) as span:
             yield span
 
-    def finish(self, span: Any, result: ReloadResult) -> None:
-        if span is None:
+    def finish(self, span: Any, result: ReloadResult | None) -> None:
+        """Put the outcome on a reload span; failed outcomes get status ERROR."""
+        if span is None or result is None:
             return
-        span.set_attribute("selreload.version", result.version)
-        span.set_attribute("selreload.outcome", result.outcome.value)
-        span.set_attribute("selreload.changes", len(result.applied) + len(result.rejected))
+        attributes = {
+            "selreload.version": result.version,
+            "selreload.outcome": result.outcome.value,
+            "selreload.changes": len(result.applied) + len(result.rejected),
+        }
+        if result.rejected:
+            attributes["selreload.rejected"] = len(result.rejected)
+        span.set_attributes(attributes)  # one lock round trip instead of one per attribute
         if result.outcome in _FAILED:
-            span.set_status(Status(StatusCode.ERROR, "; ".join(str(e) for e in result.errors)[:1000]))
+            text = "; ".join(str(e) for e in result.errors) or result.outcome.value
+            span.set_status(Status(StatusCode.ERROR, text[:_STATUS_LIMIT]))
 
     @contextlib.contextmanager
     def step(self, kind: str, applier: str) -> Iterator[Any]:
+        """A `selreload.apply` or `selreload.rollback` span around one applier call."""
+        with self._span(f"selreload.{kind}", {"selreload.applier": applier}) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
         tracer = self._get()
         if tracer is None:
             yield None
             return
         with tracer.start_as_current_span(
-            f"selreload.{kind}",
-            attributes={"selreload.applier": applier},
-            record_exception=False,
-            set_status_on_exception=False,
+            name, attributes=attributes, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
                 yield span

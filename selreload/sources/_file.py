@@ -1,35 +1,239 @@
-"""File sources: YAML (positions from ruamel.yaml's round-trip mode)."""
+"""File sources: reading files safely (size, kind, encoding) and YAML with positions.
+
+Every file source reads the same way: open without blocking, `fstat` before reading
+(a directory, FIFO or oversized file is refused without reading it), read at most
+`max_bytes + 1`, digest the bytes, and parse only when the digest changed. The tree
+comes from a fast parse; positions (`file:line:col`) from a slower one, only on demand.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import pathlib
+import re
+import stat
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .._errors import ConfigError, Issue
 from .._typing import Layer, Watcher
+from ._guard import MAX_NODES, check_tree, prescan
+
+MAX_BYTES: Final = 4 * 1024 * 1024
+_OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _kind_name(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
+class FileSource:
+    """What every file layer shares; subclasses say how to parse and how to locate.
+
+    Args:
+        path: the file. Relative paths are resolved when the source is created; errors
+            name it as given.
+        required: a missing required file is an error; a missing optional one is an
+            absent layer.
+        max_bytes: larger files are refused before they are read.
+        watch: `"auto"`, `"inotify"` or `"poll"` (`True` means `"auto"`); `False` to not
+            watch the file.
+    """
+
+    format: str = "file"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        required: bool = True,
+        max_bytes: int = MAX_BYTES,
+        watch: str | bool = "auto",
+    ) -> None:
+        self.path = pathlib.Path(path).absolute()
+        self.required = required
+        self.max_bytes = max_bytes
+        self.watch_mode: str | bool = "auto" if watch is True else watch
+        self.max_nodes = MAX_NODES
+        self._display = os.fspath(path)
+        self._last: Layer | None = None
+        # The last bytes that failed and why: the same bytes fail the same way.
+        self._failed: tuple[str, ConfigError] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._display
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._display!r}, required={self.required})"
+
+    def _error(self, message: str, where: str | None = None) -> ConfigError:
+        return ConfigError([Issue("", message, where or self._display)])
+
+    def _read(self) -> bytes | None:
+        try:
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+            fd = os.open(self.path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            if self.required:
+                raise self._error("required config file is missing") from None
+            return None
+        except PermissionError:
+            raise self._error("permission denied: the file is not readable by this process") from None
+        except IsADirectoryError:
+            raise self._error("is a directory, expected a config file") from None
+        except OSError as exc:
+            raise self._error(f"cannot open: {exc.strerror or exc}") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise self._error("is a directory, expected a config file")
+            if not stat.S_ISREG(st.st_mode):
+                raise self._error("is not a regular file (a FIFO, socket or device), expected a config file")
+            if st.st_size > self.max_bytes:
+                raise self._error(self._too_big(st.st_size))
+            chunks: list[bytes] = []
+            left = self.max_bytes + 1  # one byte more tells a file that grew since fstat
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > self.max_bytes:
+                raise self._error(self._too_big(len(data), at_least=True))
+            return data
+        except PermissionError:
+            raise self._error("permission denied: the file is not readable by this process") from None
+        except OSError as exc:
+            raise self._error(f"cannot read: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+
+    def _too_big(self, size: int, *, at_least: bool = False) -> str:
+        more = "more than " if at_least else ""
+        return f"file too large: {more}{size:,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
+
+    def load(self) -> Layer:
+        data = self._read()
+        if data is None:
+            self._last = None
+            return Layer(self._display, None, "absent")
+        digest = hashlib.sha256(data).hexdigest()
+        if self._last is not None and self._last.digest == digest:
+            return self._last  # same bytes: skip the parse
+        if self._failed is not None and self._failed[0] == digest:
+            raise self._failed[1]
+        try:
+            layer = self._layer(data, digest)
+        except ConfigError as exc:
+            self._failed = (digest, exc)
+            raise
+        self._last, self._failed = layer, None
+        return layer
+
+    def _layer(self, data: bytes, digest: str) -> Layer:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(
+                f"not UTF-8 text: invalid byte 0x{data[exc.start]:02x} at offset {exc.start} (binary file?)"
+            ) from None
+        text = text.removeprefix("\ufeff")
+        if not text.strip():
+            what = "empty" if not text else "empty (only whitespace)"
+            raise self._error(f"file is {what}: expected a mapping of settings")
+        prescan(text, self._display)
+        try:
+            tree = self._parse(text)
+        except RecursionError:
+            raise self._error("too deeply nested: the parser ran out of stack") from None
+        except ConfigError:
+            raise
+        except (ValueError, OverflowError) as exc:  # e.g. an int over 4,300 digits
+            raise self._error(f"cannot parse {self.format}: {exc}") from None
+        if tree is None:
+            raise self._error("file has no settings (only comments?): expected a mapping of settings")
+        if not isinstance(tree, Mapping):
+            raise self._error(f"expected a mapping of settings at the top level, got {_kind_name(tree)}")
+        check_tree(tree, self._display, max_nodes=self.max_nodes)
+        name = self._display
+        cache: list[Mapping[str, str]] = []
+
+        def locate() -> Mapping[str, str]:
+            if not cache:
+                try:
+                    cache.append(self._positions(name, text))
+                except Exception:  # noqa: BLE001 - positions are a nicety: fall back to the file name
+                    cache.append({})
+            return cache[0]
+
+        return Layer(self._display, tree, digest, locate)
+
+    def _parse(self, text: str) -> Any:
+        """The tree, fast. Raises `ConfigError` (with line:col) for a syntax error."""
+        raise NotImplementedError
+
+    def _positions(self, name: str, text: str) -> Mapping[str, str]:
+        """`{dotted path: "name:line:col"}` of the values in `text`."""
+        return {}
+
+    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
+        if self.watch_mode is False:
+            return None
+        from .._watch import watch_path
+
+        return watch_path(self.path, notify, mode=str(self.watch_mode))
+
+
+# --- YAML ---------------------------------------------------------------------------------
+
+_DUPLICATE = re.compile(r'found duplicate key "(?P<key>.*?)" with value ')
+
+
+_local = threading.local()
 
 
 def _safe_yaml() -> YAML:
-    # The C loader when ruamel.yaml.clib is installed (3x faster than pure Python).
-    return YAML(typ="safe", pure=False)
+    # The C loader when ruamel.yaml.clib is installed (3x faster than pure Python). One per
+    # thread, reused: building a YAML() scans for plug-ins (a glob), 0.3 ms per call.
+    yaml: YAML | None = getattr(_local, "yaml", None)
+    if yaml is None:
+        yaml = _local.yaml = YAML(typ="safe", pure=False)
+    return yaml
 
 
 def _yaml_error(name: str, exc: YAMLError) -> ConfigError:
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}"
+        if isinstance(exc, DuplicateKeyError):
+            # ruamel's message quotes both values: a secret's would leak. Name the key only.
+            m = _DUPLICATE.search(exc.problem or "")
+            key = f" {m['key']!r}" if m else ""
+            return ConfigError([Issue("", f"duplicate key{key}: each key may appear once in a mapping", where)])
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        return ConfigError(
-            [Issue("", f"YAML syntax error: {problem}{context}", f"{name}:{mark.line + 1}:{mark.column + 1}")]
-        )
-    return ConfigError([Issue("", f"YAML error: {exc}", name)])
+        return ConfigError([Issue("", f"YAML syntax error: {problem}{context}", where)])
+    # A reader error (control characters) carries a character offset, not a line.
+    text = str(exc).split("\n", 1)[0]
+    return ConfigError([Issue("", f"not valid YAML: {text}", name)])
 
 
 def yaml_positions(name: str, text: str) -> dict[str, str]:
@@ -58,70 +262,25 @@ def yaml_positions(name: str, text: str) -> dict[str, str]:
     return out
 
 
-class YamlFile:
-    """A YAML file layer.
+class YamlFile(FileSource):
+    """A YAML file layer: the tree from ruamel.yaml's safe C loader, positions from its
+    round-trip mode only when an error or `explain` needs them.
 
     Args:
         path: the file. Relative paths are resolved when the source is created.
         required: a missing required file is an error; a missing optional one is an
             absent layer.
+        max_bytes: larger files are refused before they are read (default 4 MiB).
+        watch: `"auto"`, `"inotify"` or `"poll"`; `False` to not watch the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, required: bool = True) -> None:
-        self.path = pathlib.Path(path).absolute()
-        self.required = required
-        self._display = os.fspath(path)
-        self._last: Layer | None = None
+    format = "YAML"
 
-    @property
-    def name(self) -> str:
-        return self._display
-
-    def __repr__(self) -> str:
-        return f"YamlFile({self._display!r}, required={self.required})"
-
-    def _read(self) -> bytes | None:
+    def _parse(self, text: str) -> Any:
         try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            if self.required:
-                raise ConfigError([Issue("", "required config file is missing", self._display)]) from None
-            return None
-        except OSError as exc:
-            raise ConfigError([Issue("", f"cannot read: {exc.strerror or exc}", self._display)]) from None
-
-    def load(self) -> Layer:
-        data = self._read()
-        if data is None:
-            return Layer(self._display, None, "absent")
-        digest = hashlib.sha256(data).hexdigest()
-        if self._last is not None and self._last.digest == digest:
-            return self._last  # same bytes: skip the parse
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError([Issue("", f"not UTF-8 text (byte {exc.start})", self._display)]) from None
-        try:
-            tree = _safe_yaml().load(text)
+            return _safe_yaml().load(text)
         except YAMLError as exc:
             raise _yaml_error(self._display, exc) from None
-        if tree is None:
-            raise ConfigError([Issue("", "file is empty: expected a mapping of settings", self._display)])
-        if not isinstance(tree, Mapping):
-            raise ConfigError(
-                [Issue("", f"expected a mapping of settings at the top, got {type(tree).__name__}", self._display)]
-            )
-        name = self._display
-        cache: dict[str, dict[str, str]] = {}
 
-        def locate() -> Mapping[str, str]:
-            if "v" not in cache:
-                cache["v"] = yaml_positions(name, text)
-            return cache["v"]
-
-        layer = Layer(self._display, tree, digest, locate)
-        self._last = layer
-        return layer
-
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
-        return None
+    def _positions(self, name: str, text: str) -> Mapping[str, str]:
+        return yaml_positions(name, text)

@@ -1,0 +1,1 @@
+"""Runnable examples: each module has `main()` and runs with `python examples/<name>.py`."""

@@ -1,0 +1,96 @@
+"""The selective-reload ADR's web service config shape, shipped for the demo and examples.
+
+`AdrConfig` declares no hot field: every leaf is restart-only (the fail-safe default) and
+the two credentials are secrets. The ADR's split comes from a policy file,
+`policies/web-service.yaml`, which `ADR_POLICY` states in code for installs that do not
+carry the `policies/` directory:
+
+    sr.Reloader(AdrConfig, sources=[...], policies=ADR_POLICY)            # or the file
+    sr.Reloader(AdrConfig, sources=[...], policies="policies/web-service.yaml")
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Final
+
+import attrs
+
+from ._schema import PolicySet, config, field, secret
+
+LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+SAMPLER_TYPES: Final = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+_between_0_and_1 = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
+
+
+@config
+class Server:
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, validator=[attrs.validators.ge(1), attrs.validators.le(65535)])
+
+
+@config
+class Database:
+    url: str = "sqlite:///app.db"
+    pool_size: int = field(default=10, validator=attrs.validators.ge(1))
+
+
+@config
+class Logging:
+    level: str = field(default="info", validator=attrs.validators.in_(LEVELS))
+
+
+@config
+class Api:
+    v2_enabled: bool = False
+
+
+@config
+class SamplerSettings:
+    type: str = field(default="parentbased_always_on", validator=attrs.validators.in_(SAMPLER_TYPES))
+    ratio: float = field(default=1.0, validator=_between_0_and_1)
+
+
+@config
+class Telemetry:
+    sampler: SamplerSettings = field(factory=SamplerSettings)
+
+
+@config
+class Jwt:
+    ttl: datetime.timedelta = datetime.timedelta(hours=24)
+
+
+@config
+class Auth:
+    jwt: Jwt = field(factory=Jwt)
+    jwt_secret: str = secret(default="")
+    admin_master_password: str = secret(default="")
+
+
+@config
+class AdrConfig:
+    """A web service: server, database, logging, API flags, telemetry sampling, auth."""
+
+    server: Server = field(factory=Server)
+    database: Database = field(factory=Database)
+    logging: Logging = field(factory=Logging)
+    api: Api = field(factory=Api)
+    telemetry: Telemetry = field(factory=Telemetry)
+    auth: Auth = field(factory=Auth)
+
+
+HOT: Final = ("logging.level", "api.v2_enabled", "telemetry.sampler.type", "telemetry.sampler.ratio", "auth.jwt.ttl")
+RESTART: Final = ("server.host", "server.port", "database.*", "auth.jwt_secret", "auth.admin_master_password")
+SECRET: Final = ("auth.jwt_secret", "auth.admin_master_password")
+
+ADR_POLICY: Final = PolicySet(hot=HOT, restart=RESTART, secret=SECRET, source="selreload._adr:ADR_POLICY")
+"""The ADR's split, the same as `policies/web-service.yaml`."""

@@ -1,0 +1,281 @@
+"""`selreload demo`: a small web service built the way the docs say, on the ADR config shape.
+
+It watches a YAML file, applies hot changes through the four built-in appliers, rejects
+restart-only ones as "restart pending", serves the admin endpoints and a few app
+endpoints that read the live config, writes an audit log next to the config file, and
+prints every reload as a short block.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import pathlib
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from opentelemetry.sdk.trace import TracerProvider
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from ._adr import ADR_POLICY, AdrConfig
+from ._audit import AuditLog
+from ._change import format_duration
+from ._errors import ConfigError, PolicyError
+from ._policy import PolicyInput
+from ._present import Painter, narrate, narrate_denied
+from ._reloader import Reloader
+from ._result import ReloadResult
+from .appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
+from .asgi import PinMiddleware, admin_app
+from .sources import YamlFile
+
+TOKEN_ENV = "SELRELOAD_ADMIN_TOKEN"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+log = logging.getLogger("selreload.demo")
+
+DEFAULT_CONFIG = """\
+# The selreload demo's config. Edit it while the demo runs and watch the demo's output.
+#
+# Hot (applied live):       logging.level, api.v2_enabled, telemetry.sampler.*, auth.jwt.ttl
+# Restart-only (rejected live, reported as "restart pending"): server.*, database.*, secrets
+# Policies: policies/web-service.yaml
+
+server:
+  host: {host}
+  port: {port}                # restart-only: try changing it
+
+database:
+  url: sqlite:///demo.db
+  pool_size: 5
+
+logging:
+  level: info                 # hot: try debug, then curl / and see the debug lines
+
+api:
+  v2_enabled: false           # hot: try true, then curl /v2/hello
+
+telemetry:
+  sampler:
+    type: parentbased_traceidratio
+    ratio: 0.25               # hot: try 1.0
+
+auth:
+  jwt:
+    ttl: 15m                  # hot: try 1h, then curl /token
+  jwt_secret: demo-signing-key          # secret: masked everywhere selreload shows it
+  admin_master_password: demo-password  # secret
+"""
+
+
+def write_default_config(path: pathlib.Path, *, host: str, port: int) -> None:
+    """Write the demo's starting config (only called when `path` does not exist)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEFAULT_CONFIG.format(host=host, port=port), encoding="utf-8")
+
+
+def policy() -> PolicyInput:
+    """`policies/web-service.yaml` from a source checkout, else the same split in code."""
+    file = pathlib.Path(__file__).resolve().parent.parent / "policies" / "web-service.yaml"
+    return file if file.is_file() else ADR_POLICY
+
+
+class Narrator:
+    """An audit log that also tells the terminal: every attempt that is recorded (all
+    but UNCHANGED) and every refused admin call is printed as a short block."""
+
+    def __init__(self, audit: AuditLog, out: TextIO) -> None:
+        self.audit = audit
+        self.out = out
+        self.paint = Painter(out.isatty() and not os.environ.get("NO_COLOR"))
+
+    def __repr__(self) -> str:
+        return f"Narrator({self.audit!r})"
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def record(self, result: ReloadResult, *, config: str, digest: str | None) -> dict[str, Any]:
+        try:
+            return self.audit.record(result, config=config, digest=digest)
+        finally:
+            self._say(narrate(result, paint=self.paint))
+
+    def record_denied(self, *, config: str, actor: str | None, action: str, reason: str, **extra: Any) -> Any:
+        try:
+            return self.audit.record_denied(config=config, actor=actor, action=action, reason=reason, **extra)
+        finally:
+            self._say(narrate_denied(actor=actor or "unknown", action=action, reason=reason, paint=self.paint))
+
+
+class Demo:
+    """The demo service: a Reloader, its appliers, and the Starlette app that reads them."""
+
+    def __init__(self, config_path: pathlib.Path, *, token: str, out: TextIO) -> None:
+        self.config_path = config_path
+        self.flags = FeatureFlags()
+        self.sampler = Sampler()
+        self.ttl = JwtTtl()
+        # The live sampler decides which of the demo's spans (and reload spans) are sampled.
+        self.tracer_provider = TracerProvider(sampler=self.sampler)
+        self.tracer = self.tracer_provider.get_tracer("selreload.demo")
+        self.audit = Narrator(AuditLog(config_path.parent / "audit.jsonl"), out)
+        self.reloader: Reloader[AdrConfig] = Reloader(
+            AdrConfig,
+            sources=[YamlFile(config_path)],
+            policies=policy(),
+            audit=self.audit,
+            tracer_provider=self.tracer_provider,
+            name="demo",
+        )
+        # The app's own logger, not the root: at debug the root would also turn on every
+        # library's debug logging (watchdog logs each file event it sees).
+        self.reloader.on("logging.level", LogLevel(log.name))
+        self.reloader.on("api.v2_enabled", self.flags)
+        self.reloader.on("telemetry.sampler", self.sampler)
+        self.reloader.on("auth.jwt.ttl", self.ttl)
+        self.app = self._app(token)
+
+    def _app(self, token: str) -> Starlette:
+        app = Starlette(
+            routes=[
+                Route("/", self.index),
+                Route("/token", self.issue_token),
+                Route("/v2/hello", self.v2_hello),
+                Mount("", app=admin_app(self.reloader, token=token)),
+            ]
+        )
+        app.add_middleware(PinMiddleware, reloader=self.reloader)
+        return app
+
+    async def index(self, request: Request) -> Response:
+        cfg = self.reloader.pinned()  # the snapshot pinned for this request
+        with self.tracer.start_as_current_span("demo.index") as span:
+            sampled = span.get_span_context().trace_flags.sampled
+        log.debug("GET / at config v%s (you see this line because logging.level is debug)", self._version())
+        return JSONResponse(
+            {
+                "config_version": self._version(),
+                "logging": {"level": logging.getLevelName(log.level).lower()},
+                "api": {"v2_enabled": self.flags.enabled("api.v2_enabled")},
+                "telemetry": {"sampler": self.sampler.get_description(), "this_request_sampled": sampled},
+                "auth": {"jwt_ttl": format_duration(self.ttl.ttl)},
+                "server": {"host": cfg.server.host, "port": cfg.server.port},
+                "restart_pending": [c.path for c in self.reloader.restart_pending],
+            }
+        )
+
+    async def issue_token(self, request: Request) -> Response:
+        ttl = self.ttl.ttl  # read once: one token, one lifetime
+        now = datetime.datetime.now(datetime.UTC)
+        return JSONResponse(
+            {
+                "token": "demo." + secrets.token_urlsafe(16),
+                "token_type": "Bearer",
+                "expires_in": int(ttl.total_seconds()),
+                "expires_at": (now + ttl).isoformat(timespec="seconds"),
+            }
+        )
+
+    async def v2_hello(self, request: Request) -> Response:
+        if not self.flags.enabled("api.v2_enabled"):
+            return JSONResponse({"error": "API v2 is off: set api.v2_enabled: true in the config"}, status_code=404)
+        return JSONResponse({"hello": "from API v2"})
+
+    def _version(self) -> int | None:
+        snapshot = self.reloader.snapshot
+        return snapshot.version if snapshot else None
+
+
+class _NotNarrated(logging.Filter):
+    # The narrator prints every reload and every refused call as a block; the library's
+    # one-line log of the same event would only repeat it.
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "selreload" and record.funcName == "log_result":
+            return False
+        return not (record.name == "selreload.asgi" and record.funcName == "_denied")
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(_NotNarrated())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _banner(demo: Demo, *, host: str, port: int, token: str, generated: bool) -> Iterator[str]:
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    yield ""
+    yield f"selreload demo on {url}"
+    yield f"  config: {demo.config_path}   (watched: save it and watch this output)"
+    yield f"  audit:  {demo.audit.audit.path}"
+    if generated:
+        yield f"  admin token: {token}   (generated; set {TOKEN_ENV} to choose one)"
+    else:
+        yield f"  admin token: from ${TOKEN_ENV}"
+    yield ""
+    yield "try:"
+    yield f"  curl -s {url}/                 # what the app reads from the live config"
+    yield f"  curl -s {url}/config           # the live config, secrets masked"
+    yield f"  curl -s {url}/token            # a token with the live auth.jwt.ttl"
+    yield f"  curl -s {url}/metrics | grep selreload_"
+    yield f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" {url}/reload'
+    yield "  then edit the config: logging.level (hot), server.port (restart-only), or break it"
+    yield ""
+
+
+def run(*, config: pathlib.Path, host: str | None = None, port: int | None = None, out: TextIO | None = None) -> int:
+    """Run the demo until SIGINT or SIGTERM; returns the exit code."""
+    out = out or sys.stdout
+    try:
+        import uvicorn
+    except ImportError:
+        print("selreload: error: the demo needs uvicorn: pip install 'uvicorn>=0.29'", file=sys.stderr)
+        return 1
+    _setup_logging()
+    if not config.exists():
+        write_default_config(config, host=host or DEFAULT_HOST, port=port or DEFAULT_PORT)
+        print(f"wrote a default config to {config}", file=out, flush=True)
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    generated = not token
+    if generated:
+        token = secrets.token_urlsafe(24)
+    try:
+        demo = Demo(config, token=token, out=out)
+        demo.reloader.start()
+    except (ConfigError, PolicyError) as exc:
+        print(
+            f"{exc}\nselreload: error: the demo cannot start with this config (fix it and run again)", file=sys.stderr
+        )
+        return 1
+    try:
+        live = demo.reloader.current.server
+        host = host or live.host
+        port = port if port is not None else live.port
+        if hasattr(demo.reloader, "install_signal_handler"):
+            demo.reloader.install_signal_handler(signal.SIGHUP)
+        for line in _banner(demo, host=host, port=port, token=token, generated=generated):
+            print(line, file=out, flush=True)
+        server = uvicorn.Server(uvicorn.Config(demo.app, host=host, port=port, log_level="info", lifespan="off"))
+        # uvicorn re-raises the signal that stopped it once it has shut down; handlers that
+        # do nothing let us stop the watchers and exit 0 instead of dying by the signal.
+        previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    finally:
+        demo.reloader.stop()
+    print("selreload demo stopped", file=out, flush=True)
+    return 0 if server.started else 1

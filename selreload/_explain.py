@@ -1,0 +1,102 @@
+"""`explain()`: the value, origin and policy of every leaf, for people fixing config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from ._change import MASK, Policy, render
+from ._convert import Structurer
+from ._diff import Flattener
+from ._errors import ConfigError, Issue
+from ._layers import merge, origins, place
+from ._policy import PolicyInput, load_policies
+from ._schema import Schema, glob_matches
+from ._typing import Layer, Source
+
+
+@attrs.frozen
+class Explanation:
+    """Where one leaf's value came from and how it may change.
+
+    Attributes:
+        path: dotted path (`logging.level`, `feature_flags.new_checkout`).
+        value: the effective value, or `"***"` for a secret.
+        origin: `file:line:col`, `env:APP_X`, `etcd:key`, or `default`.
+        policy: `Policy.HOT` or `Policy.RESTART_ONLY`.
+        secret: the value is masked.
+    """
+
+    path: str
+    value: Any
+    origin: str
+    policy: Policy
+    secret: bool = False
+
+    def rendered_value(self) -> str:
+        """The value as people read it (`15m`, `'info'`, `***`)."""
+        return MASK if self.secret else render(self.value, secret=False)
+
+
+def explain(
+    schema: type[Any],
+    sources: Sequence[Source],
+    path: str | None = None,
+    *,
+    policies: PolicyInput | Iterable[PolicyInput] | None = None,
+) -> list[Explanation]:
+    """Load `sources` as a Reloader would and explain every leaf (or those at or under
+    `path`, which may be a glob like `logging.*`), in schema order.
+
+    Args:
+        schema: a `@sr.config` class.
+        sources: layers, lowest precedence first.
+        path: only leaves at or under this dotted path or glob.
+        policies: policy files or `PolicySet`s, as for `Reloader`.
+
+    Returns:
+        One `Explanation` per leaf (mapping fields per key).
+
+    Raises:
+        ConfigError: the config is invalid; every issue with its origin.
+        PolicyError: a policy file cannot be honoured.
+    """
+    compiled = Schema(schema, policies=load_policies(policies))
+    layers: list[Layer] = []
+    issues: list[Issue] = []
+    for source in sources:
+        try:
+            layers.append(source.load())
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues)
+    config, problems = Structurer(compiled).structure(merge(layer.tree for layer in layers))
+    if problems:
+        raise ConfigError(place(problems, layers))
+    flat = Flattener(compiled)(config)
+    if path:
+        flat = {p: v for p, v in flat.items() if glob_matches(path, p)}
+    where = origins(flat, layers)
+    out = []
+    for leaf_path, value in flat.items():
+        policy, secret = compiled.policy_of(leaf_path)
+        out.append(Explanation(leaf_path, MASK if secret else value, where[leaf_path], policy, secret))
+    return out
+
+
+def render_table(explanations: Iterable[Explanation]) -> str:
+    """A fixed-width table, one leaf per line: PATH, VALUE, POLICY, ORIGIN."""
+    rows = [("PATH", "VALUE", "POLICY", "ORIGIN")]
+    for e in explanations:
+        value = e.rendered_value()
+        if len(value) > 60:
+            value = value[:57] + "..."
+        policy = e.policy.value + (", secret" if e.secret else "")
+        rows.append((e.path, value, policy, e.origin))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip() for row in rows
+    )

@@ -1,0 +1,383 @@
+"""Fleet operations on etcd: who runs which revision (`fleet_status`), and a guarded `push`.
+
+Both are one-shot calls for the CLI (`selreload fleet status`, `selreload push`): they run
+aetcd on a private loop thread, so they work from synchronous code and from inside a
+running event loop alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+from prometheus_client import CollectorRegistry
+
+from ._errors import ConfigError
+from ._policy import PolicyInput
+from ._reloader import Reloader
+from ._typing import Layer, Watcher
+from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
+
+# The outcomes with which an instance accepts a revision (see `Etcd.report`).
+_ACK = ("applied", "unchanged", "rejected")
+
+
+def _default_prefix(key: str) -> str:
+    return f"{key}.status"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+@attrs.frozen
+class FleetRow:
+    """One instance's last report.
+
+    Attributes:
+        instance: its name (`hostname-pid` unless set).
+        version: its live config version.
+        revision: the etcd revision its last attempt read (ACKed or NACKed).
+        applied_revision: the etcd revision its live config came from.
+        outcome: `applied`, `unchanged`, `rejected` (ACK) or `invalid`, `rolled_back`,
+            `degraded` (NACK); `unreadable` when the status is not valid JSON.
+        rejected: restart-only paths waiting for a restart.
+        errors: why it refused the revision, secrets masked.
+        ts: when it reported (ISO 8601, UTC).
+    """
+
+    instance: str
+    version: int | None
+    revision: int | None
+    outcome: str
+    rejected: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    ts: str | None = None
+    applied_revision: int | None = None
+
+    @property
+    def acked(self) -> bool:
+        return self.outcome in _ACK
+
+    @classmethod
+    def parse(cls, instance: str, body: bytes) -> FleetRow:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            return cls(instance, None, None, "unreadable", errors=("status is not a JSON object",))
+        revision = _int(doc.get("revision"))
+        applied = _int(doc.get("applied_revision"))
+        return cls(
+            instance=str(doc.get("instance") or instance),
+            version=_int(doc.get("version")),
+            revision=revision,
+            outcome=str(doc.get("outcome", "unknown")),
+            rejected=_strings(doc.get("rejected")),
+            errors=_strings(doc.get("errors")),
+            ts=str(doc["ts"]) if doc.get("ts") is not None else None,
+            applied_revision=applied if applied is not None else revision,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "version": self.version,
+            "revision": self.revision,
+            "applied_revision": self.applied_revision,
+            "outcome": self.outcome,
+            "rejected": list(self.rejected),
+            "errors": list(self.errors),
+            "ts": self.ts,
+        }
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+@attrs.frozen
+class FleetStatus:
+    """Every live instance's report on one key, and the key's latest revision.
+
+    Attributes:
+        key: the etcd key holding the document.
+        latest_revision: the key's `mod_revision`, `None` when the key does not exist.
+        rows: one per live instance, by name.
+    """
+
+    key: str
+    latest_revision: int | None
+    rows: tuple[FleetRow, ...]
+
+    @property
+    def on_latest(self) -> int:
+        """How many instances run the latest revision (ACKed it)."""
+        if self.latest_revision is None:
+            return 0
+        return sum(1 for r in self.rows if r.applied_revision == self.latest_revision and r.acked)
+
+    def summary(self) -> str:
+        total = len(self.rows)
+        if self.latest_revision is None:
+            return f"{self.key} does not exist in etcd; {total} instances reporting"
+        line = f"{self.on_latest} of {total} instances on the latest revision {self.latest_revision}"
+        refused = sum(1 for r in self.rows if r.revision == self.latest_revision and not r.acked)
+        pending = sum(1 for r in self.rows if r.rejected)
+        extra = [f"{refused} refused it"] if refused else []
+        extra += [f"{pending} with a restart pending"] if pending else []
+        return line + (f" ({', '.join(extra)})" if extra else "")
+
+    def render(self) -> str:
+        """A table, one row per instance, and the summary line."""
+        head = ("INSTANCE", "VERSION", "APPLIED", "LAST", "OUTCOME", "REJECTED", "ERRORS")
+        rows = [head]
+        for r in self.rows:
+            first_error = (
+                r.errors[0] + (f" (+{len(r.errors) - 1} more)" if len(r.errors) > 1 else "") if r.errors else ""
+            )
+            rows.append(
+                (
+                    r.instance,
+                    _cell(r.version),
+                    _cell(r.applied_revision),
+                    _cell(r.revision),
+                    r.outcome,
+                    _cell(", ".join(r.rejected)),
+                    _cell(first_error),
+                )
+            )
+        body = _table(rows) if self.rows else "no instance reports a status"
+        return f"{body}\n{self.summary()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "latest_revision": self.latest_revision,
+            "on_latest": self.on_latest,
+            "total": len(self.rows),
+            "instances": [r.to_json() for r in self.rows],
+        }
+
+
+def fleet_status(endpoints: str, key: str, *, status_prefix: str | None = None, timeout: float = 5.0) -> FleetStatus:
+    """Read the key's revision and every instance's status under `status_prefix`.
+
+    Raises:
+        ConnectionError: no endpoint answered.
+    """
+    hosts = parse_endpoints(endpoints)
+    prefix = (status_prefix or _default_prefix(key)).rstrip("/") + "/"
+
+    async def op(client: Any) -> tuple[int | None, list[tuple[str, bytes]]]:
+        # One transaction: the key's revision and the statuses are read at the same revision.
+        t = client.transactions
+        _, (doc, statuses) = await client.transaction(
+            compare=[],
+            success=[t.get(key.encode()), t.get(prefix.encode(), _prefix_end(prefix.encode()))],
+            failure=[],
+        )
+        latest = int(doc[0][1].mod_revision) if doc else None
+        rows = [(meta.key.decode("utf-8", "replace")[len(prefix) :], bytes(value)) for value, meta in statuses]
+        return latest, rows
+
+    latest, raw = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+    rows = tuple(sorted((FleetRow.parse(name, body) for name, body in raw), key=lambda r: r.instance))
+    return FleetStatus(key, latest, rows)
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    # The first key after every key starting with `prefix` (etcd's range_end convention).
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+@attrs.frozen
+class PushResult:
+    """What `push` did.
+
+    Attributes:
+        exit_code: 0 written (or already there), 1 invalid document (nothing written),
+            3 the key moved since the plan (nothing written).
+        message: one line for people.
+        plan: the plan table of the document against what etcd holds (secrets masked).
+        revision: the key's revision afterwards: the one written (0), the one planned
+            against (1), or the one it moved to (3); `None` if the key does not exist.
+    """
+
+    exit_code: int
+    message: str
+    plan: str
+    revision: int | None
+
+
+class _Held:
+    """An in-memory source: push's Reloader diffs etcd's document against the file."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    def load(self) -> Layer:
+        return self.layer
+
+    def watch(self, notify: Any) -> Watcher | None:
+        return None
+
+
+@attrs.frozen
+class PushPlan:
+    """A validated document and the revision it was planned against; `write()` writes it
+    only if the key is still at that revision (compare-and-swap).
+
+    Attributes:
+        base_revision: the key's `mod_revision` when planned (0: the key did not exist).
+        current: the bytes etcd held then (`None`: no key).
+        errors: why the document is invalid (then `write()` refuses it).
+    """
+
+    endpoints: str
+    key: str
+    file: str
+    document: bytes
+    base_revision: int
+    current: bytes | None
+    plan: str
+    errors: str | None = None
+
+    def write(self, *, timeout: float = 5.0) -> PushResult:
+        if self.errors is not None:
+            return PushResult(1, f"{self.file}: invalid, nothing written", self.plan, self.base_revision or None)
+        if self.current == self.document:
+            msg = f"etcd {self.key} already holds {self.file} (revision {self.base_revision}): nothing written"
+            return PushResult(0, msg, self.plan, self.base_revision)
+        hosts = parse_endpoints(self.endpoints)
+        key = self.key.encode()
+
+        async def op(client: Any) -> tuple[bool, int]:
+            t = client.transactions
+            ok, responses = await client.transaction(
+                compare=[t.mod(key) == self.base_revision],
+                success=[t.put(key, self.document)],
+                failure=[t.get(key)],
+            )
+            if ok:
+                return True, int(responses[0].response_put.header.revision)
+            got = responses[0]
+            return False, int(got[0][1].mod_revision) if got else 0
+
+        ok, revision = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+        if ok:
+            return PushResult(0, f"wrote {self.file} to etcd {self.key} at revision {revision}", self.plan, revision)
+        now = f"revision {revision}" if revision else "deleted"
+        msg = (
+            f"etcd {self.key} moved from revision {self.base_revision} to {now} since the plan: "
+            "nothing written; run push again to plan against what it holds now"
+        )
+        return PushResult(3, msg, self.plan, revision or None)
+
+
+def plan_push(
+    endpoints: str,
+    key: str,
+    schema: type,
+    file: str | os.PathLike[str],
+    *,
+    policies: PolicyInput | Iterable[PolicyInput] | None = None,
+    timeout: float = 5.0,
+) -> PushPlan:
+    """Validate `file` with `schema` and plan it against what etcd holds at `key`.
+
+    Raises:
+        ConnectionError: no endpoint answered.
+        PolicyError: a policy file cannot be honoured.
+    """
+    path = os.fspath(file)
+    hosts = parse_endpoints(endpoints)
+    # Read once: what is validated is exactly what is written.
+    try:
+        with open(path, "rb") as fh:
+            document = fh.read()
+    except OSError as exc:
+        document = b""
+        unreadable: str | None = f"{path}: cannot read: {exc.strerror or exc}"
+    else:
+        unreadable = None
+
+    async def op(client: Any) -> tuple[bytes | None, int]:
+        got = await client.get(key.encode())
+        return (bytes(got.value), int(got.mod_revision)) if got is not None else (None, 0)
+
+    current, base = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+
+    def make(plan: str, errors: str | None = None) -> PushPlan:
+        return PushPlan(endpoints, key, path, document, base, current, plan, errors)
+
+    if unreadable is not None:
+        return make(unreadable, unreadable)
+    try:
+        candidate = parse_document(path, document, hashlib.sha256(document).hexdigest())
+    except ConfigError as exc:
+        return make(str(exc), str(exc))
+    held: _Held | None = None
+    reloader: Reloader[Any] | None = None
+    if current is not None:
+        try:
+            held = _Held(parse_document(f"etcd:{key}@{base}", current, "etcd"))
+            reloader = Reloader(schema, [held], policies=policies, registry=CollectorRegistry(), name="push")
+            reloader.start()
+        except ConfigError:
+            reloader = None  # etcd holds no valid document: there is nothing to diff against
+    if reloader is not None and held is not None:
+        held.layer = candidate
+        plan = reloader.plan()
+        return make(plan.table(), plan.table() if plan.errors else None)
+    try:
+        Reloader(schema, [_Held(candidate)], policies=policies, registry=CollectorRegistry(), name="push").start()
+    except ConfigError as exc:
+        return make(str(exc), str(exc))
+    held_now = "does not exist" if current is None else "holds no valid document"
+    return make(f"etcd {key} {held_now}: {path} replaces it whole")
+
+
+def push(
+    endpoints: str,
+    key: str,
+    schema: type,
+    file: str | os.PathLike[str],
+    *,
+    policies: PolicyInput | Iterable[PolicyInput] | None = None,
+    timeout: float = 5.0,
+) -> PushResult:
+    """Validate `file`, plan it against etcd, and write it if the key has not moved since.
+
+    Returns:
+        a `PushResult`; its `exit_code` is 0 (written), 1 (invalid, nothing written) or
+        3 (the key moved since the plan, nothing written).
+
+    Raises:
+        ConnectionError: no endpoint answered.
+    """
+    return plan_push(endpoints, key, schema, file, policies=policies, timeout=timeout).write(timeout=timeout)

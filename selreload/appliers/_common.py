@@ -1,0 +1,90 @@
+"""What the built-in appliers share: finding mapping keys, reading the snapshot, undo."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+
+from .._change import Change
+
+T = TypeVar("T")
+
+MISSING: Final = object()
+
+
+def mapping_key(path: str, config: Any) -> str | None:
+    """The key of a per-key change (`feature_flags.new_checkout` -> `new_checkout`), or
+    `None` when `path` is a plain leaf.
+
+    Found by walking the config rather than splitting on dots, because a key may hold
+    dots itself (`logging.levels.myapp.db` is key `myapp.db` of `logging.levels`).
+    """
+    node = config
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, Mapping):
+            return ".".join(parts[i:])
+        if not attrs.has(type(node)):
+            return None
+        node = getattr(node, part, MISSING)
+        if node is MISSING:
+            return None
+    return None
+
+
+def lookup(config: Any, path: str) -> Any:
+    """The value at a dotted attribute path of a config, or `MISSING`."""
+    node = config
+    for part in path.split("."):
+        if not attrs.has(type(node)):
+            return MISSING
+        node = getattr(node, part, MISSING)
+        if node is MISSING:
+            return MISSING
+    return node
+
+
+def paths_of(changes: Sequence[Change]) -> tuple[str, ...]:
+    return tuple(c.path for c in changes)
+
+
+class Undo(Generic[T]):
+    """The states saved by `apply`, newest last, for `rollback` to restore exactly.
+
+    A transaction rolls back only the appliers it just applied, newest first, so the
+    state to restore is the newest one saved for the same paths. Bounded: an applied
+    reload that commits is never rolled back, so old entries only need to not leak.
+    """
+
+    __slots__ = ("_stack",)
+
+    def __init__(self, depth: int = 16) -> None:
+        self._stack: collections.deque[tuple[tuple[str, ...], T]] = collections.deque(maxlen=depth)
+
+    def push(self, paths: tuple[str, ...], state: T) -> None:
+        self._stack.append((paths, state))
+
+    def pop(self, paths: tuple[str, ...]) -> T | None:
+        """The state saved by the newest `apply` of these paths, or `None` if there is none."""
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i][0] == paths:
+                state = self._stack[i][1]
+                del self._stack[i]
+                return state
+        return None
+
+
+class Base:
+    """Common parts: a name, a lock serializing apply/rollback (one applier object may be
+    registered with several reloaders), and the undo stack."""
+
+    name: str
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._undo: Undo[Any] = Undo()

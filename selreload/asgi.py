@@ -1,0 +1,181 @@
+"""The admin HTTP app (`admin_app`) and `PinMiddleware`, for Starlette and FastAPI services.
+
+    GET  /config               the live config, secrets masked, with its version
+    GET  /status               reloader.status()
+    GET  /history              the snapshots kept for rollback
+    GET  /metrics              Prometheus exposition of the reloader's registry
+    POST /reload               reload from the sources now            (bearer token)
+    POST /rollback/{version}   make a kept snapshot live again        (bearer token)
+
+State-changing calls need `Authorization: Bearer <token>`: none gets 401, a wrong one 403,
+both are audited with the caller as actor, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._convert import to_plain
+from ._present import result_to_json
+from ._reloader import Reloader
+from ._result import Outcome
+
+__all__ = ["PinMiddleware", "admin_app"]
+
+log = logging.getLogger("selreload.asgi")
+
+# INVALID is the caller's document at fault; a failed applier is the service's.
+_STATUS = {
+    Outcome.APPLIED: 200,
+    Outcome.UNCHANGED: 200,
+    Outcome.REJECTED: 200,
+    Outcome.INVALID: 422,
+    Outcome.ROLLED_BACK: 500,
+    Outcome.DEGRADED: 500,
+}
+
+
+def _caller(request: Request) -> str:
+    client = request.client
+    return client.host if client is not None else "unknown"
+
+
+class _Admin:
+    """The endpoints of one admin app; a class so the token never sits in a closure repr."""
+
+    def __init__(self, reloader: Reloader[Any], token: str, audit: Any) -> None:
+        self.reloader = reloader
+        self._token = token.encode("utf-8")
+        self.audit = audit
+
+    def __repr__(self) -> str:
+        return f"<selreload admin for {self.reloader!r}>"
+
+    def _denied(self, request: Request, action: str) -> Response | None:
+        """None when the bearer token is right; otherwise the 401/403 response, audited."""
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            status, reason = 401, "missing bearer token"
+        elif not hmac.compare_digest(given.strip().encode("utf-8"), self._token):
+            status, reason = 403, "wrong bearer token"
+        else:
+            return None
+        actor = _caller(request)
+        log.warning("config %r: %s denied to %s: %s", self.reloader.name, action, actor, reason)
+        if self.audit is not None:
+            try:
+                self.audit.record_denied(config=self.reloader.name, actor=actor, action=action, reason=reason)
+            except Exception:
+                log.exception("config %r: could not audit a denied %s", self.reloader.name, action)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+    async def config(self, request: Request) -> Response:
+        snapshot = self.reloader.snapshot
+        if snapshot is None:
+            return JSONResponse({"error": "no config loaded yet"}, status_code=503)
+        return JSONResponse(
+            {
+                "version": snapshot.version,
+                "digest": snapshot.digest,
+                "loaded_at": snapshot.loaded_at.isoformat(),
+                "config": to_plain(snapshot.config, schema=self.reloader.schema),
+            }
+        )
+
+    async def status(self, request: Request) -> Response:
+        status = self.reloader.status()
+        return JSONResponse(status, status_code=200 if status["healthy"] else 503)
+
+    async def history(self, request: Request) -> Response:
+        return JSONResponse(
+            [
+                {"version": s.version, "digest": s.digest, "loaded_at": s.loaded_at.isoformat()}
+                for s in self.reloader.history
+            ]
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.reloader.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def reload(self, request: Request) -> Response:
+        denied = self._denied(request, "POST /reload")
+        if denied is not None:
+            return denied
+        # Appliers may block (and the reload lock may be held by a watcher): off the loop.
+        result = await run_in_threadpool(self.reloader.reload, "http", _caller(request))
+        return JSONResponse(result_to_json(result), status_code=_STATUS[result.outcome])
+
+    async def rollback(self, request: Request) -> Response:
+        version = request.path_params["version"]
+        denied = self._denied(request, f"POST /rollback/{version}")
+        if denied is not None:
+            return denied
+        try:
+            result = await run_in_threadpool(lambda: self.reloader.rollback(version, actor=_caller(request)))
+        except KeyError as exc:
+            return JSONResponse({"error": exc.args[0] if exc.args else str(exc)}, status_code=404)
+        return JSONResponse(result_to_json(result), status_code=_STATUS[result.outcome])
+
+
+def admin_app(reloader: Reloader[Any], *, token: str, audit: Any = None) -> Starlette:
+    """A Starlette app to inspect and drive `reloader` over HTTP.
+
+    Mount it in your service (`app.mount("/admin", admin_app(reloader, token=...))`) or
+    serve it on its own, on loopback.
+
+    Args:
+        reloader: the Reloader to expose.
+        token: the bearer token that `POST /reload` and `POST /rollback/{version}` need.
+        audit: where denied calls are recorded (default: `reloader.audit`).
+
+    Raises:
+        ValueError: `token` is empty (an admin app nobody can be refused by is not built).
+    """
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {type(token).__name__}")
+    if not token.strip():
+        raise ValueError("admin_app needs a non-empty token: state-changing calls must be authenticated")
+    admin = _Admin(reloader, token.strip(), audit if audit is not None else reloader.audit)
+    return Starlette(
+        routes=[
+            Route("/config", admin.config, methods=["GET"]),
+            Route("/status", admin.status, methods=["GET"]),
+            Route("/history", admin.history, methods=["GET"]),
+            Route("/metrics", admin.metrics, methods=["GET"]),
+            Route("/reload", admin.reload, methods=["POST"]),
+            Route("/rollback/{version:int}", admin.rollback, methods=["POST"]),
+        ]
+    )
+
+
+class PinMiddleware:
+    """ASGI middleware pinning one config snapshot per request.
+
+    Inside a request, `reloader.pinned()` returns the snapshot live when the request
+    started, whatever reloads happen before it ends; sync endpoints run in threads that
+    copy the context, so they see the pin too.
+    """
+
+    def __init__(self, app: ASGIApp, reloader: Reloader[Any]) -> None:
+        self.app = app
+        self.reloader = reloader
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.reloader.snapshot is None:
+            # Lifespan events, or requests before start(): there is no snapshot to pin yet.
+            await self.app(scope, receive, send)
+            return
+        with self.reloader.pin():
+            await self.app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""Fleets on a real etcd: the Etcd source, ACK/NACK statuses, fleet status and push."""

@@ -1,0 +1,57 @@
+"""One fleet instance as its own process: a Reloader on `sr.Etcd`, driven over stdin/stdout.
+
+    python worker.py ENDPOINT KEY INSTANCE LEASE_TTL
+
+Prints `ready` once started (or `error: ...` and exits 2). Then, per line on stdin:
+`current` prints the live config as JSON; `quit` (or end of input) stops and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import attrs
+
+import selreload as sr
+from selreload._convert import to_plain
+
+
+@sr.config
+class Server:
+    port: int = 8080
+    workers: int = 2
+
+
+@sr.config
+class App:
+    server: Server = sr.restart_only(factory=Server)
+    level: str = sr.hot(default="info", validator=attrs.validators.in_(["debug", "info", "warning", "error"]))
+    limit: int = sr.hot(default=10)
+    flags: dict[str, bool] = sr.hot(factory=dict)
+    token: str = sr.secret(default="")
+
+
+def main(argv: list[str]) -> int:
+    endpoint, key, instance, ttl = argv[1], argv[2], argv[3], int(argv[4])
+    reloader = sr.Reloader(App, [sr.Etcd(endpoint, key, instance=instance, lease_ttl=ttl)], name=instance)
+    try:
+        reloader.start()
+    except sr.ConfigError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    print("ready", flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "current":
+                print(json.dumps(to_plain(reloader.current)), flush=True)
+            elif command == "quit":
+                break
+    finally:
+        reloader.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

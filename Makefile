@@ -27,7 +27,7 @@ unit: $(STAMP) etcd
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/selreload demo
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

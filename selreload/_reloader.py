@@ -487,8 +487,16 @@ class Reloader(Generic[C]):
         return [v for flat in flats for p, v in flat.items() if self.schema.policy_of(p)[1]]
 
     def _scrubber(self, *flats: dict[str, Any]) -> Callable[[str], str]:
-        secrets = self._secret_values(*flats)
-        return lambda text: scrub(text, *secrets)
+        # Collected only when an error message needs scrubbing: a walk over every leaf is
+        # most of the fixed cost of a small reload, and a successful one never needs it.
+        found: list[list[Any]] = []
+
+        def scrub_secrets(text: str) -> str:
+            if not found:
+                found.append(self._secret_values(*flats))
+            return scrub(text, *found[0])
+
+        return scrub_secrets
 
     def _live(self) -> Snapshot[C]:
         if self.snapshot is None:

@@ -9,7 +9,7 @@ import fnmatch
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, TypeVar, dataclass_transform, overload
 
 import attrs
 
@@ -72,6 +72,7 @@ def config(maybe_cls: type[T], /) -> type[T]: ...
 def config(maybe_cls: None = None, /, **kwargs: Any) -> Callable[[type[T]], type[T]]: ...
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field, field, hot, restart_only, secret))
 def config(maybe_cls: type[T] | None = None, /, **kwargs: Any) -> Any:
     """Make a frozen, slotted attrs class that selreload can load, diff and reload.
 

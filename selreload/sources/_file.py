@@ -8,6 +8,7 @@ comes from a fast parse; positions (`file:line:col`) from a slower one, only on 
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import pathlib
@@ -42,7 +43,7 @@ def _kind_name(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-class FileSource:
+class FileSource(abc.ABC):
     """What every file layer shares; subclasses say how to parse and how to locate.
 
     Args:
@@ -53,6 +54,8 @@ class FileSource:
         max_bytes: larger files are refused before they are read.
         watch: `"auto"`, `"inotify"` or `"poll"` (`True` means `"auto"`); `False` to not
             watch the file.
+        quiet: seconds after a reload during which further events fold into one more
+            reload (the first event always reloads at once).
     """
 
     format: str = "file"
@@ -64,8 +67,10 @@ class FileSource:
         required: bool = True,
         max_bytes: int = MAX_BYTES,
         watch: str | bool = "auto",
+        quiet: float = 0.02,
     ) -> None:
         self.path = pathlib.Path(path).absolute()
+        self.quiet = quiet
         self.required = required
         self.max_bytes = max_bytes
         self.watch_mode: str | bool = "auto" if watch is True else watch
@@ -186,9 +191,9 @@ class FileSource:
 
         return Layer(self._display, tree, digest, locate)
 
+    @abc.abstractmethod
     def _parse(self, text: str) -> Any:
         """The tree, fast. Raises `ConfigError` (with line:col) for a syntax error."""
-        raise NotImplementedError
 
     def _positions(self, name: str, text: str) -> Mapping[str, str]:
         """`{dotted path: "name:line:col"}` of the values in `text`."""
@@ -199,7 +204,7 @@ class FileSource:
             return None
         from .._watch import watch_path
 
-        return watch_path(self.path, notify, mode=str(self.watch_mode))
+        return watch_path(self.path, notify, mode=str(self.watch_mode), quiet=self.quiet)
 
 
 # --- YAML ---------------------------------------------------------------------------------

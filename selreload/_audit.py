@@ -241,7 +241,11 @@ class AuditLog:
             config: the Reloader's name.
             digest: the digest of the snapshot live after the attempt.
         """
-        changes = [_change(c, "apply") for c in result.applied] + [_change(c, "reject") for c in result.rejected]
+        changes = (
+            [_change(c, "apply") for c in result.applied]
+            + [_change(c, "rolled_back") for c in result.attempted]
+            + [_change(c, "reject") for c in result.rejected]
+        )
         return self._chain.append(
             {
                 "ts": _now(),

@@ -518,7 +518,8 @@ def collect_validation_issues(
                 else:
                     value = conv(value)
             except Exception as exc:  # noqa: BLE001
-                issues.append(Issue(join(path, a.name), describe_validation(exc, a, value, secrets.get(a.name, False))))
+                message = describe_validation(exc, a, value, secrets.get(a.name, False))
+                issues.append(Issue(join(path, a.name), scrub(message, *_secret_kwargs(kwargs, secrets, cls))))
                 continue
         object.__setattr__(inst, a.name, value)
     for a in attrs.fields(cls):
@@ -530,7 +531,9 @@ def collect_validation_issues(
         try:
             a.validator(inst, a, value)
         except Exception as exc:  # noqa: BLE001
-            issues.append(Issue(join(path, a.name), describe_validation(exc, a, value, secrets.get(a.name, False))))
+            message = describe_validation(exc, a, value, secrets.get(a.name, False))
+            # A validator may quote a sibling (`must differ from password 'x'`): scrub them all.
+            issues.append(Issue(join(path, a.name), scrub(message, *_secret_kwargs(kwargs, secrets, cls))))
     if len(issues) > before or partial:
         return
     post_init = getattr(cls, "__attrs_post_init__", None)
@@ -541,6 +544,11 @@ def collect_validation_issues(
     except Exception as exc:  # noqa: BLE001
         secret_values = [getattr(inst, n, None) for n, sec in secrets.items() if sec]
         issues.append(Issue(path, scrub(str(exc) or type(exc).__name__, *secret_values)))
+
+
+def _secret_kwargs(kwargs: Mapping[str, Any], secrets: Mapping[str, bool], cls: type[Any]) -> list[Any]:
+    """The values given for the secret fields of `cls` (by init alias)."""
+    return [kwargs.get(a.alias or a.name) for a in attrs.fields(cls) if secrets.get(a.name)]
 
 
 # --- back to plain data -------------------------------------------------------------------

@@ -42,6 +42,7 @@ def log_result(result: ReloadResult, *, name: str) -> None:
         log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version)
     else:
         errors = "; ".join(str(e) for e in result.errors)
-        log.log(level, "%s %s, v%d stays live: %s", head, result.outcome.value, result.version, errors)
+        undone = f" (undone: {'; '.join(_change(c) for c in result.attempted)})" if result.attempted else ""
+        log.log(level, "%s %s, v%d stays live: %s%s", head, result.outcome.value, result.version, errors, undone)
     for c in result.rejected:
         log.warning("config %r: %s needs a restart (restart pending): %s", name, c.path, _change(c))

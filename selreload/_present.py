@@ -42,6 +42,7 @@ def result_to_json(result: ReloadResult) -> dict[str, Any]:
         "trigger": result.trigger,
         "actor": result.actor,
         "applied": [change_to_json(c) for c in result.applied],
+        "attempted": [change_to_json(c) for c in result.attempted],
         "rejected": [change_to_json(c) for c in result.rejected],
         "errors": [str(e) for e in result.errors],
         "duration_s": result.duration_s,

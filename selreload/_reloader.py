@@ -406,7 +406,9 @@ class Reloader(Generic[C]):
                 self._metrics.applier_failed(applier)
             if tx.outcome is Outcome.DEGRADED:
                 self._healthy = False
-            return self._result(tx.outcome, t0, trigger, actor, errors=tx.errors, rejected=plan.rejected)
+            return self._result(
+                tx.outcome, t0, trigger, actor, errors=tx.errors, rejected=plan.rejected, attempted=plan.applied
+            )
         self._commit(snapshot, eff_flat, inputs)
         self._live_pending = plan.rejected
         self._healthy = True
@@ -516,6 +518,7 @@ class Reloader(Generic[C]):
         rejected: Sequence[Change] = (),
         errors: Sequence[Issue] = (),
         previous: int | None = None,
+        attempted: Sequence[Change] = (),
     ) -> ReloadResult:
         version = self.snapshot.version if self.snapshot else 0
         return ReloadResult(
@@ -528,6 +531,7 @@ class Reloader(Generic[C]):
             trigger=trigger,
             actor=actor,
             previous_version=previous if previous is not None else version,
+            attempted=tuple(attempted),
         )
 
     def _record(self, result: ReloadResult) -> None:

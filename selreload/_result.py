@@ -124,6 +124,8 @@ class ReloadResult:
         trigger: what started it (`start`, `manual`, `file`, `signal`, `http`, `etcd`, `rollback`).
         actor: who asked, when known (HTTP caller, CLI user).
         previous_version: the live version before the attempt.
+        attempted: for ROLLED_BACK and DEGRADED, the hot changes the transaction tried and
+            undid (what an operator needs to know to retry or to repair).
     """
 
     outcome: Outcome
@@ -135,6 +137,7 @@ class ReloadResult:
     trigger: str = "manual"
     actor: str | None = None
     previous_version: int = 0
+    attempted: tuple[Change, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -410,3 +410,24 @@ def test_an_unwritable_audit_does_not_stop_a_reload(tmp_path: pathlib.Path, capl
 def test_repr_names_the_file(tmp_path: pathlib.Path) -> None:
     """AuditLog's repr shows its path."""
     assert repr(sr.AuditLog(tmp_path / "a.jsonl")) == f"AuditLog({str(tmp_path / 'a.jsonl')!r})"
+
+
+def test_rolled_back_record_names_what_was_undone(tmp_path: pathlib.Path) -> None:
+    """A ROLLED_BACK record lists the hot changes the transaction tried, action rolled_back."""
+    log = sr.AuditLog(tmp_path / "audit.jsonl")
+    r = reloader(tmp_path, log)
+
+    def refuse(changes: Any, snapshot: Any) -> None:
+        if changes[0].old is not sr.UNSET:
+            raise RuntimeError("downstream refused")
+
+    r.on("level", refuse)
+    with r:
+        result = reload_with(r, tmp_path, BASE + "level: debug\n", actor="ops")
+    assert result.outcome is sr.Outcome.ROLLED_BACK
+    last = sr.read_audit(tmp_path / "audit.jsonl")[-1]
+    assert last["outcome"] == "rolled_back"
+    assert last["changes"] == [
+        {"path": "level", "old": "info", "new": "debug", "policy": "hot", "action": "rolled_back"}
+    ]
+    assert sr.verify_audit(tmp_path / "audit.jsonl").ok

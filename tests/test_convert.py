@@ -193,3 +193,22 @@ def test_frozen_containers_refuse_mutation() -> None:
     with pytest.raises(TypeError):
         cfg.limits.update(y=2)
     assert cfg.tags == ["a"] and cfg.limits == {"x": 1}
+
+
+def test_sibling_secret_quoted_by_a_validator_is_masked() -> None:
+    """A validator on a plain field that quotes a secret sibling does not leak it."""
+
+    def differs(instance: Any, attribute: Any, value: str) -> None:
+        if value == instance.password:
+            raise ValueError(f"must differ from the password {instance.password!r}")
+
+    @sr.config
+    class Login:
+        password: str = sr.secret(default="")
+        user: str = sr.hot(default="", validator=differs)
+
+    value, issues = Structurer(Schema(Login)).structure({"password": "sw0rdfish-77", "user": "sw0rdfish-77"})
+    assert value is None
+    assert len(issues) == 1
+    assert "sw0rdfish" not in str(issues)
+    assert issues[0].message == "must differ from the password ***"

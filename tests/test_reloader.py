@@ -155,6 +155,8 @@ def test_applier_failure_rolls_back_earlier_ones_in_reverse(config_file: Writer,
             assert reloader.current is before
             assert reloader.snapshot is snap_before
             assert f"a{k} refuses" in str(result.errors[0])
+            assert [c.path for c in result.attempted] == ["logging.level"]
+            assert result.applied == ()
 
 
 def test_function_applier_rolled_back_with_inverted_changes(config_file: Writer) -> None:

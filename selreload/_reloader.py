@@ -34,10 +34,10 @@ from ._metrics import Metrics
 from ._policy import PolicyInput, load_policies
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
 from ._schema import Schema
+from ._signals import SignalTrigger
 from ._snapshot import Origins, Snapshot
 from ._tracing import Tracing
 from ._typing import Layer, Reporter, Source, Watcher
-from ._watch import SignalTrigger
 
 C = TypeVar("C")
 A = TypeVar("A")

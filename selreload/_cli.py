@@ -23,10 +23,11 @@ from prometheus_client import CollectorRegistry
 from ._change import Policy
 from ._errors import ConfigError, PolicyError
 from ._policy import load_policies
-from ._present import plan_table, plan_to_json, table
+from ._present import plan_table, plan_to_json
 from ._reloader import Reloader
 from ._result import Outcome, Plan
 from ._schema import Schema, is_config
+from ._text import table
 from ._typing import Layer, Source, Watcher
 
 PROG = "selreload"

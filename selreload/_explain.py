@@ -14,6 +14,7 @@ from ._errors import ConfigError, Issue
 from ._layers import merge, origins, place
 from ._policy import PolicyInput, load_policies
 from ._schema import Schema, glob_matches
+from ._text import table
 from ._typing import Layer, Source
 
 
@@ -96,7 +97,4 @@ def render_table(explanations: Iterable[Explanation]) -> str:
             value = value[:57] + "..."
         policy = e.policy.value + (", secret" if e.secret else "")
         rows.append((e.path, value, policy, e.origin))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip() for row in rows
-    )
+    return table(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from ._errors import ConfigError
 from ._policy import PolicyInput
 from ._reloader import Reloader
+from ._text import table
 from ._typing import Layer, Watcher
 from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
 
@@ -105,11 +106,6 @@ def _cell(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
-
-
 @attrs.frozen
 class FleetStatus:
     """Every live instance's report on one key, and the key's latest revision.
@@ -161,7 +157,7 @@ class FleetStatus:
                     _cell(first_error),
                 )
             )
-        body = _table(rows) if self.rows else "no instance reports a status"
+        body = table(rows) if self.rows else "no instance reports a status"
         return f"{body}\n{self.summary()}"
 
     def to_json(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from ._change import UNSET, Change, render
 from ._convert import to_plain
 from ._result import Action, Outcome, Plan, ReloadResult
+from ._text import table
 
 RESTART = "reject: restart required"
 
@@ -60,27 +61,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns two spaces apart; the last column is not padded."""
-    if not rows:
-        return ""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for r in rows:
-        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)] + [r[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 def plan_table(plan: Plan) -> str:
     """Every change of a plan (path, old, new, policy, action), secrets masked."""
-    rows: list[Sequence[str]] = [("PATH", "OLD", "NEW", "POLICY", "ACTION")]
-    for s in plan.steps:
-        c = s.change
-        policy = c.policy.value + (" (secret)" if c.secret else "")
-        action = "apply" if s.action is Action.APPLY else RESTART
-        rows.append((c.path, render(c.old, secret=c.secret), render(c.new, secret=c.secret), policy, action))
-    return table(rows)
+    return plan.table(appliers=False)
 
 
 # --- a reload as a short block for a terminal ----------------------------------------------

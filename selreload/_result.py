@@ -8,6 +8,7 @@ import attrs
 
 from ._change import Change, render
 from ._errors import Issue
+from ._text import table
 
 
 class Outcome(enum.Enum):
@@ -44,8 +45,15 @@ class PlannedChange:
 
     @property
     def reason(self) -> str:
+        return self.describe()
+
+    def describe(self, *, appliers: bool = True) -> str:
+        """The action in words; without `appliers`, just `apply` (a plan made outside the
+        service, as by the CLI, does not know which appliers it has)."""
         if self.action is Action.REJECT:
             return "reject: restart required"
+        if not appliers:
+            return "apply"
         if self.appliers:
             return "apply via " + ", ".join(self.appliers)
         return "apply (snapshot only)"
@@ -87,8 +95,9 @@ class Plan:
             return Outcome.REJECTED
         return Outcome.APPLIED
 
-    def table(self) -> str:
-        """A fixed-width table of every change, secrets masked."""
+    def table(self, *, appliers: bool = True) -> str:
+        """A fixed-width table of every change, secrets masked (or the errors, or
+        `no changes`)."""
         if self.errors:
             return "\n".join(str(e) for e in self.errors)
         if not self.steps:
@@ -98,11 +107,8 @@ class Plan:
             c = s.change
             old, new = render(c.old, secret=c.secret), render(c.new, secret=c.secret)
             policy = c.policy.value + (" (secret)" if c.secret else "")
-            rows.append((c.path, old, new, policy, s.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows
-        )
+            rows.append((c.path, old, new, policy, s.describe(appliers=appliers)))
+        return table(rows)
 
     def __repr__(self) -> str:
         return f"Plan(outcome={self.outcome.value}, steps={list(self.steps)!r}, errors={len(self.errors)})"

@@ -51,6 +51,11 @@ log = logging.getLogger("selreload")
 _REPEATABLE = (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED, Outcome.INVALID)
 
 
+class _NotStarted(StateError, AttributeError):
+    """`current` before start(): a StateError that `hasattr`/`getattr(..., default)` see as
+    a missing attribute."""
+
+
 class State(enum.Enum):
     """Lifecycle of a Reloader."""
 
@@ -119,6 +124,8 @@ class Reloader(Generic[C]):
         # One writer at a time. Re-entrant so that an applier or subscriber calling
         # plan() or status() on its own Reloader does not deadlock.
         self._write = threading.RLock()
+        self._writer: int | None = None  # the thread inside reload()/rollback(), if any
+        self._deferred = False  # request_reload() was called from inside a reload
         self._trigger_lock = threading.Lock()
         self._pending: str | None = None
         self._draining = False
@@ -134,6 +141,12 @@ class Reloader(Generic[C]):
         self._restart_pending: tuple[Change, ...] = ()
         self._live_pending: tuple[Change, ...] = ()  # what was pending for _live_inputs
         self.snapshot: Snapshot[C] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the read path of `current` never pays.
+        if name == "current":
+            raise _NotStarted(f"reloader {self.name!r} has no config yet: call start() first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         version = self.snapshot.version if self.snapshot else None
@@ -288,15 +301,40 @@ class Reloader(Generic[C]):
 
     def reload(self, trigger: str = "manual", actor: str | None = None) -> ReloadResult:
         """Reload from the sources now and return what happened (never raises for bad
-        config: that is an INVALID result)."""
-        with self._write:
-            return self._reload_locked(trigger, actor)
+        config: that is an INVALID result).
+
+        Raises:
+            StateError: called from inside a reload (an applier or subscriber); use
+                `request_reload()` there, which runs after the current one.
+        """
+        with self._write, self._writing():
+            result = self._reload_locked(trigger, actor)
+        self._run_deferred()
+        return result
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        # The lock is re-entrant (an applier may call plan() or status()), so a reload from
+        # inside a reload would nest a second transaction in the first: refuse it.
+        if self._writer == threading.get_ident():
+            raise StateError(
+                f"reloader {self.name!r}: reload() or rollback() called from inside a reload "
+                "(an applier or subscriber?); call request_reload() to reload after it"
+            )
+        self._writer = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._writer = None
 
     def request_reload(self, trigger: str = "manual") -> None:
         """Ask for a reload without waiting when one is running: triggers that arrive
         during a reload coalesce into one more reload after it. Watchers call this."""
         with self._trigger_lock:
             self._pending = self._pending or trigger
+            if self._writer == threading.get_ident():
+                self._deferred = True  # asked from inside a reload: run it once that ends
+                return
             if self._draining:
                 return
             self._draining = True
@@ -310,6 +348,11 @@ class Reloader(Generic[C]):
                 self.reload(trigger=pending)
             except Exception:  # a watcher thread must survive anything
                 log.exception("config %r: reload from %s failed unexpectedly", self.name, pending)
+
+    def _run_deferred(self) -> None:
+        if self._deferred and self._writer is None:
+            self._deferred = False
+            self.request_reload(self._pending or "manual")
 
     def plan(self) -> Plan:
         """What a reload would do now, applying nothing."""
@@ -328,7 +371,7 @@ class Reloader(Generic[C]):
         Raises:
             KeyError: `version` is not in `history`.
         """
-        with self._write:
+        with self._write, self._writing():
             target = next((s for s in self._history if s.version == version), None)
             if target is None:
                 kept = ", ".join(str(s.version) for s in self._history)
@@ -341,7 +384,8 @@ class Reloader(Generic[C]):
                 # The sources still hold what they held: the next reload from them is news.
                 self._live_inputs = self._last_inputs = None
             self._record(result)
-            return result
+        self._run_deferred()
+        return result
 
     def _reload_locked(self, trigger: str, actor: str | None) -> ReloadResult:
         t0 = time.perf_counter()

@@ -419,3 +419,54 @@ def test_config_is_immutable(config_file: Writer) -> None:
             reloader.current.port = 1  # type: ignore[misc]
         with pytest.raises(TypeError, match="immutable"):
             reloader.current.feature_flags["a"] = False
+
+
+def test_reload_from_inside_an_applier_is_refused(config_file: Writer) -> None:
+    """reload() from inside a reload raises StateError, so the applier fails and all is undone."""
+    reloader = started(config_file)
+    errors: list[BaseException] = []
+
+    def nested(changes: Sequence[sr.Change], snapshot: sr.Snapshot[Any]) -> None:
+        if changes[0].old is sr.UNSET:
+            return
+        try:
+            reloader.reload()
+        except sr.StateError as exc:
+            errors.append(exc)
+            raise
+
+    reloader.on("logging.level", nested)
+    with reloader:
+        config_file("logging:\n  level: debug\n")
+        result = reloader.reload()
+        assert result.outcome is sr.Outcome.ROLLED_BACK
+        assert "request_reload()" in str(errors[0])
+        assert reloader.current.logging.level == "info"
+
+
+def test_request_reload_from_a_subscriber_runs_after(config_file: Writer) -> None:
+    """request_reload() from a subscriber is deferred: one more reload runs once this one ends."""
+    reloader = started(config_file)
+    outcomes: list[tuple[str, str]] = []
+
+    def follow_up(result: sr.ReloadResult) -> None:
+        outcomes.append((result.trigger, reloader.current.logging.level))
+        if result.trigger == "manual":
+            config_file("logging:\n  level: error\n")
+            reloader.request_reload("follow-up")
+
+    reloader.subscribe(follow_up)
+    with reloader:
+        config_file("logging:\n  level: debug\n")
+        assert reloader.reload().outcome is sr.Outcome.APPLIED
+        assert outcomes == [("manual", "debug"), ("follow-up", "error")]
+
+
+def test_current_before_start_says_so() -> None:
+    """Reading `current` before start() raises StateError naming what to do."""
+    reloader = sr.Reloader(App, sources=[])
+    with pytest.raises(sr.StateError, match="call start"):
+        reloader.current  # noqa: B018
+    assert not hasattr(reloader, "current")
+    with pytest.raises(AttributeError):
+        reloader.no_such_thing  # type: ignore[attr-defined]  # noqa: B018

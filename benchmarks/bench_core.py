@@ -20,6 +20,7 @@ import attrs
 
 import selreload as sr
 from selreload._layers import merge
+from selreload._snapshot import Origins
 from selreload._transaction import run as run_transaction
 
 
@@ -121,7 +122,7 @@ def bench_reloads() -> None:
             plan, effective, flat = reloader._plan(config)
             t3 = time.perf_counter()
             batches = [(r, r.select(plan.applied)) for r in reloader._registrations]
-            snap = reloader._make_snapshot(effective, flat, 0, [layer])
+            snap = reloader._make_snapshot(effective, flat, 0, Origins(dict))
             run_transaction(batches, snap, reloader._live())
             t4 = time.perf_counter()
             for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):

@@ -101,21 +101,21 @@ def _existing(path: str) -> pathlib.Path:
 
 
 def file_source(path: str) -> Source:
-    """A file source chosen by extension: .json, .toml, else YAML (ConfigMap keys often
-    have no extension)."""
+    """An unwatched file source chosen by extension: .json, .toml, else YAML (ConfigMap
+    keys often have no extension). A CLI run reads once."""
     _existing(path)
     suffix = pathlib.Path(path).suffix.lower()
     if suffix == ".json":
         from .sources import JsonFile
 
-        return typing.cast(Source, JsonFile(path))
+        return typing.cast(Source, JsonFile(path, watch=False))
     if suffix == ".toml":
         from .sources import TomlFile
 
-        return typing.cast(Source, TomlFile(path))
+        return typing.cast(Source, TomlFile(path, watch=False))
     from .sources import YamlFile
 
-    return YamlFile(path)
+    return YamlFile(path, watch=False)
 
 
 def env_source(prefix: str) -> Source:
@@ -124,11 +124,9 @@ def env_source(prefix: str) -> Source:
     return typing.cast(Source, Env(prefix=prefix))
 
 
-class _Fixed:
-    """A source that is read when asked and never watched: a CLI run reads once.
-
-    `target` can be swapped, so `plan` starts a Reloader on one file and plans the next.
-    """
+class _Swappable:
+    """A source whose `target` can be swapped: `plan` starts a Reloader on one file and
+    plans the next."""
 
     def __init__(self, target: Source) -> None:
         self.target = target
@@ -144,10 +142,10 @@ class _Fixed:
         return None
 
 
-def _sources(files: Sequence[str], env_prefix: str | None) -> list[_Fixed]:
-    sources = [_Fixed(file_source(f)) for f in files]
+def _sources(files: Sequence[str], env_prefix: str | None) -> list[Source]:
+    sources = [file_source(f) for f in files]
     if env_prefix:
-        sources.append(_Fixed(env_source(env_prefix)))
+        sources.append(env_source(env_prefix))
     return sources
 
 
@@ -188,8 +186,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schema = load_schema(args.schema)
     source_from, source_to = file_source(args.from_), file_source(args.to)
-    first = _Fixed(source_from)
-    sources = [first] + ([_Fixed(env_source(args.env_prefix))] if args.env_prefix else [])
+    first = _Swappable(source_from)
+    sources: list[Source] = [first, *([env_source(args.env_prefix)] if args.env_prefix else [])]
     reloader = _reloader(schema, sources, args.policies)
     try:
         reloader.start()

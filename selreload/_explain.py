@@ -10,12 +10,11 @@ import attrs
 from ._change import MASK, Policy, render
 from ._convert import Structurer
 from ._diff import Flattener
-from ._errors import ConfigError, Issue
-from ._layers import merge, origins, place
+from ._layers import load, origins, structure
 from ._policy import PolicyInput, load_policies
 from ._schema import Schema, glob_matches
 from ._text import table
-from ._typing import Layer, Source
+from ._typing import Source
 
 
 @attrs.frozen
@@ -65,18 +64,8 @@ def explain(
         PolicyError: a policy file cannot be honoured.
     """
     compiled = Schema(schema, policies=load_policies(policies))
-    layers: list[Layer] = []
-    issues: list[Issue] = []
-    for source in sources:
-        try:
-            layers.append(source.load())
-        except ConfigError as exc:
-            issues.extend(exc.issues)
-    if issues:
-        raise ConfigError(issues)
-    config, problems = Structurer(compiled).structure(merge(layer.tree for layer in layers))
-    if problems:
-        raise ConfigError(place(problems, layers))
+    layers = load(sources)
+    config = structure(Structurer(compiled), layers)
     flat = Flattener(compiled)(config)
     if path:
         flat = {p: v for p, v in flat.items() if glob_matches(path, p)}

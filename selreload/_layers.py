@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._errors import Issue
-from ._typing import Layer
+from ._convert import Structurer
+from ._errors import ConfigError, Issue
+from ._typing import Layer, Source
 
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -15,6 +16,36 @@ _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 def split_path(path: str) -> list[str | int]:
     """`providers[1].name` -> `["providers", 1, "name"]`."""
     return [int(i) if i else k for k, i in _PART.findall(path)]
+
+
+def load(sources: Iterable[Source]) -> list[Layer]:
+    """Read every source; the problems of all of them are raised together.
+
+    Raises:
+        ConfigError: any source failed to read or parse.
+    """
+    layers: list[Layer] = []
+    issues: list[Issue] = []
+    for source in sources:
+        try:
+            layers.append(source.load())
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues)
+    return layers
+
+
+def structure(structurer: Structurer, layers: Sequence[Layer]) -> Any:
+    """Merge the layers and structure the tree into a config instance.
+
+    Raises:
+        ConfigError: every issue found, each placed at its origin, in file order.
+    """
+    config, issues = structurer.structure(merge(layer.tree for layer in layers))
+    if issues:
+        raise ConfigError(place(issues, layers))
+    return config
 
 
 def merge(trees: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:

@@ -18,17 +18,17 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import _transaction
+from . import _layers, _transaction
 from ._change import UNSET, Change, Policy
 from ._convert import Structurer, scrub
 from ._diff import Flattener, apply_changes, diff, digest
 from ._errors import ApplyError, ConfigError, Issue, StateError
-from ._layers import merge, origins, place
+from ._layers import origins
 from ._log import log_result
 from ._metrics import Metrics
 from ._policy import PolicyInput, load_policies
@@ -125,6 +125,7 @@ class Reloader(Generic[C]):
         "_reporters",
         "_restart_pending",
         "_signals",
+        "_start_origins",
         "_state",
         "_structurer",
         "_subscribers",
@@ -198,6 +199,7 @@ class Reloader(Generic[C]):
         self._restart_pending: tuple[Change, ...] = ()
         self._live_pending: tuple[Change, ...] = ()  # what was pending for _live_inputs
         self.snapshot: Snapshot[C] | None = None
+        self._start_origins: Mapping[str, str] = {}
         self.current = _NotStarted(name)  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -244,7 +246,7 @@ class Reloader(Generic[C]):
         flat = self._flatten(config)
         previous = self.snapshot
         version = previous.version + 1 if previous is not None else 1
-        snapshot = self._make_snapshot(config, flat, version, layers)
+        snapshot = self._make_snapshot(config, flat, version, Origins(lambda: origins(flat, layers)))
         initial = self._initial_changes(flat)
         batches = [(reg, reg.select(initial)) for reg in self._registrations]
         tx = _transaction.run(
@@ -255,6 +257,7 @@ class Reloader(Generic[C]):
                 self._metrics.applier_failed(applier)
             raise ApplyError("\n".join(str(e) for e in tx.errors))
         self._commit(snapshot, flat, tuple(layer.digest for layer in layers))
+        self._start_origins = snapshot.origins
         self._restart_pending = self._live_pending = ()
         self._healthy = True
         result = ReloadResult(
@@ -430,7 +433,7 @@ class Reloader(Generic[C]):
                 raise KeyError(f"version {version} is not in history (kept: {kept})")
             t0 = time.perf_counter()
             with self._tracing.reload("rollback") as span:
-                result = self._transition(target.config, target.origins, None, "rollback", actor, t0)
+                result = self._transition(target.config, lambda flat: target.origins, None, "rollback", actor, t0)
                 self._tracing.finish(span, result)
             if result.outcome is Outcome.APPLIED:
                 # The sources still hold what they held: the next reload from them is news.
@@ -467,13 +470,12 @@ class Reloader(Generic[C]):
             config = self._structure(layers)
         except ConfigError as exc:
             return self._result(Outcome.INVALID, t0, trigger, actor, errors=exc.issues)
-        located = Origins(lambda: origins(self._flatten(config), layers))
-        return self._transition(config, located, inputs, trigger, actor, t0)
+        return self._transition(config, lambda flat: origins(flat, layers), inputs, trigger, actor, t0)
 
     def _transition(
         self,
         candidate: C,
-        located: Any,
+        locate: Callable[[dict[str, Any]], Mapping[str, str]],
         inputs: tuple[str, ...] | None,
         trigger: str,
         actor: str | None,
@@ -488,7 +490,17 @@ class Reloader(Generic[C]):
                 self._live_inputs, self._live_pending = inputs, ()
             return self._result(plan.outcome, t0, trigger, actor, rejected=plan.rejected)
         live = self._live()
-        snapshot = self._make_snapshot(effective, eff_flat, live.version + 1, located)
+        start_origins, kept = self._start_origins, {c.path for c in plan.rejected}
+
+        def located() -> Mapping[str, str]:
+            # A rejected leaf keeps its live value, and restart-only values are the ones
+            # start() loaded: so is their origin, not the source line holding the new one.
+            out = dict(locate(eff_flat))
+            for path in kept & out.keys():
+                out[path] = start_origins.get(path, "default")
+            return out
+
+        snapshot = self._make_snapshot(effective, eff_flat, live.version + 1, Origins(located))
         batches = [(reg, reg.select(plan.applied)) for reg in self._registrations]
         tx = _transaction.run(
             [b for b in batches if b[1]],
@@ -549,27 +561,12 @@ class Reloader(Generic[C]):
     # --- stages -------------------------------------------------------------------------
 
     def _load(self) -> list[Layer]:
-        layers: list[Layer] = []
-        issues: list[Issue] = []
-        for source in self.sources:
-            try:
-                layers.append(source.load())
-            except ConfigError as exc:
-                issues.extend(exc.issues)
-        if issues:
-            raise ConfigError(issues)
-        return layers
+        return _layers.load(self.sources)
 
     def _structure(self, layers: Sequence[Layer]) -> C:
-        config, issues = self._structurer.structure(merge(layer.tree for layer in layers))
-        if issues:
-            raise ConfigError(place(issues, layers))
-        return config  # type: ignore[no-any-return]
+        return _layers.structure(self._structurer, layers)  # type: ignore[no-any-return]
 
-    def _make_snapshot(self, config: C, flat: dict[str, Any], version: int, located: Any) -> Snapshot[C]:
-        if isinstance(located, list):
-            layers = located
-            located = Origins(lambda: origins(flat, layers))
+    def _make_snapshot(self, config: C, flat: dict[str, Any], version: int, located: Origins) -> Snapshot[C]:
         return Snapshot(config, version, digest(flat), _now(), located)
 
     def _commit(self, snapshot: Snapshot[C], flat: dict[str, Any], inputs: tuple[str, ...] | None) -> None:

@@ -468,3 +468,16 @@ def test_current_before_start_says_so() -> None:
     assert not reloader.current
     with pytest.raises(sr.StateError, match="call start"):
         reloader.current.port  # noqa: B018
+
+
+def test_rejected_leaf_keeps_its_live_origin(config_file: Writer) -> None:
+    """After a reload with a rejected restart-only change, the snapshot's origin of that leaf
+    is where its live value came from, not the line holding the refused new value."""
+    reloader = started(config_file, "port: 8080\nlogging:\n  level: info\n")
+    with reloader:
+        config_file("logging:\n  level: debug\nport: 9090\n")
+        assert reloader.reload().outcome is sr.Outcome.APPLIED
+        assert reloader.snapshot is not None
+        origins = reloader.snapshot.origins
+        assert origins["port"].endswith("config.yaml:1:7")  # the live 8080, from start
+        assert origins["logging.level"].endswith("config.yaml:2:10")  # the new debug

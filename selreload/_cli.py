@@ -15,20 +15,20 @@ import os
 import pathlib
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-from prometheus_client import CollectorRegistry
-
+from . import _layers
 from ._change import Policy
+from ._convert import Structurer
 from ._errors import ConfigError, PolicyError
+from ._plan import plan
 from ._policy import load_policies
 from ._present import plan_table, plan_to_json
-from ._reloader import Reloader
 from ._result import Outcome, Plan
 from ._schema import Schema, is_config
 from ._text import table
-from ._typing import Layer, Source, Watcher
+from ._typing import Source
 
 PROG = "selreload"
 
@@ -124,24 +124,6 @@ def env_source(prefix: str) -> Source:
     return typing.cast(Source, Env(prefix=prefix))
 
 
-class _Swappable:
-    """A source whose `target` can be swapped: `plan` starts a Reloader on one file and
-    plans the next."""
-
-    def __init__(self, target: Source) -> None:
-        self.target = target
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    def load(self) -> Layer:
-        return self.target.load()
-
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
-        return None
-
-
 def _sources(files: Sequence[str], env_prefix: str | None) -> list[Source]:
     sources = [file_source(f) for f in files]
     if env_prefix:
@@ -149,12 +131,11 @@ def _sources(files: Sequence[str], env_prefix: str | None) -> list[Source]:
     return sources
 
 
-def _reloader(schema: type[Any], sources: Sequence[Source], policies: Sequence[str]) -> Reloader[Any]:
+def _compile(schema: type[Any], policies: Sequence[str]) -> Schema:
     for p in policies:
         _existing(p)
     try:
-        # A private registry: a CLI run must not touch (or collide in) the global one.
-        return Reloader(schema, sources, policies=list(policies), registry=CollectorRegistry(), name="cli")
+        return Schema(schema, policies=load_policies(list(policies)))
     except PolicyError as exc:
         raise CliError(str(exc)) from None
 
@@ -163,41 +144,34 @@ def _reloader(schema: type[Any], sources: Sequence[Source], policies: Sequence[s
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    schema = load_schema(args.schema)
-    reloader = _reloader(schema, _sources(args.files, args.env_prefix), args.policies)
+    schema = _compile(load_schema(args.schema), args.policies)
     try:
-        reloader.start()
+        _layers.build(Structurer(schema), _sources(args.files, args.env_prefix))
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=err)
         n = len(exc.issues)
         print(f"{PROG}: configuration check failed: {n} error{'s' if n != 1 else ''}", file=err)
         return EXIT_FAIL
-    finally:
-        reloader.stop()
-    leaves = reloader.schema.leaves.values()
+    leaves = schema.leaves.values()
     hot = sum(1 for leaf in leaves if leaf.policy is Policy.HOT)
     print(f"{PROG}: {', '.join(args.files)}: syntax and types are ok", file=out)
     counts = f"{len(leaves)} leaves, {hot} hot, {len(leaves) - hot} restart-only"
-    print(f"{PROG}: configuration OK ({schema.__name__}: {counts})", file=out)
+    print(f"{PROG}: configuration OK ({schema.cls.__name__}: {counts})", file=out)
     return EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    schema = load_schema(args.schema)
-    source_from, source_to = file_source(args.from_), file_source(args.to)
-    first = _Swappable(source_from)
-    sources: list[Source] = [first, *([env_source(args.env_prefix)] if args.env_prefix else [])]
-    reloader = _reloader(schema, sources, args.policies)
-    try:
-        reloader.start()
-    except ConfigError as exc:
-        plan = Plan(errors=exc.issues)
-        return _print_plan(plan, args, out, err, invalid=f"--from {args.from_} is invalid")
-    # The Reloader now holds A as its live config; what it would do with B is the plan.
-    first.target = source_to
-    plan = reloader.plan()
-    return _print_plan(plan, args, out, err, invalid=f"--to {args.to} is invalid")
+    schema = _compile(load_schema(args.schema), args.policies)
+    structurer = Structurer(schema)
+    env = [env_source(args.env_prefix)] if args.env_prefix else []
+    built = []
+    for option, path in (("--from", args.from_), ("--to", args.to)):
+        try:
+            built.append(_layers.build(structurer, [file_source(path), *env]))
+        except ConfigError as exc:
+            return _print_plan(Plan(errors=exc.issues), args, out, err, invalid=f"{option} {path} is invalid")
+    return _print_plan(plan(schema, built[0], built[1]), args, out, err, invalid=f"--to {args.to} is invalid")
 
 
 def _print_plan(plan: Plan, args: argparse.Namespace, out: TextIO, err: TextIO, *, invalid: str) -> int:

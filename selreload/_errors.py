@@ -5,6 +5,7 @@ SelreloadError
  +-- PolicyError        a policy file that cannot be honoured (loosens a secret, typo'd glob)
  +-- ApplyError         an applier failed while the initial config was applied at start()
  +-- StateError         an operation the Reloader's lifecycle state does not allow
+ +-- UnknownVersionError  rollback() to a version `history` does not hold (also a KeyError)
 """
 
 from __future__ import annotations
@@ -61,3 +62,11 @@ class ApplyError(SelreloadError):
 
 class StateError(SelreloadError):
     """The Reloader is not in a state that allows the operation."""
+
+
+class UnknownVersionError(SelreloadError, KeyError):
+    """`rollback()` to a version that `history` does not hold."""
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument; this one is a sentence.
+        return str(self.args[0]) if self.args else ""

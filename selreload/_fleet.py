@@ -7,6 +7,7 @@ running event loop alike.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,13 +15,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry
 
+from . import _layers
+from ._convert import Structurer
 from ._errors import ConfigError
-from ._policy import PolicyInput
-from ._reloader import Reloader
+from ._plan import plan
+from ._policy import PolicyInput, load_policies
+from ._schema import Schema
 from ._text import table
-from ._typing import Layer, Watcher
 from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
 
 # The outcomes with which an instance accepts a revision (see `Etcd.report`).
@@ -226,23 +228,6 @@ class PushResult:
     revision: int | None
 
 
-class _Held:
-    """An in-memory source: push's Reloader diffs etcd's document against the file."""
-
-    def __init__(self, layer: Layer) -> None:
-        self.layer = layer
-
-    @property
-    def name(self) -> str:
-        return self.layer.name
-
-    def load(self) -> Layer:
-        return self.layer
-
-    def watch(self, notify: Any) -> Watcher | None:
-        return None
-
-
 @attrs.frozen
 class PushPlan:
     """A validated document and the revision it was planned against; `write()` writes it
@@ -333,29 +318,23 @@ def plan_push(
 
     if unreadable is not None:
         return make(unreadable, unreadable)
+    compiled = Schema(schema, policies=load_policies(policies))
+    structurer = Structurer(compiled)
     try:
-        candidate = parse_document(path, document, hashlib.sha256(document).hexdigest())
+        candidate = _layers.structure(
+            structurer, [parse_document(path, document, hashlib.sha256(document).hexdigest())]
+        )
     except ConfigError as exc:
         return make(str(exc), str(exc))
-    held: _Held | None = None
-    reloader: Reloader[Any] | None = None
+    live = None
     if current is not None:
-        try:
-            held = _Held(parse_document(f"etcd:{key}@{base}", current, "etcd"))
-            reloader = Reloader(schema, [held], policies=policies, registry=CollectorRegistry(), name="push")
-            reloader.start()
-        except ConfigError:
-            reloader = None  # etcd holds no valid document: there is nothing to diff against
-    if reloader is not None and held is not None:
-        held.layer = candidate
-        plan = reloader.plan()
-        return make(plan.table(), plan.table() if plan.errors else None)
-    try:
-        Reloader(schema, [_Held(candidate)], policies=policies, registry=CollectorRegistry(), name="push").start()
-    except ConfigError as exc:
-        return make(str(exc), str(exc))
-    held_now = "does not exist" if current is None else "holds no valid document"
-    return make(f"etcd {key} {held_now}: {path} replaces it whole")
+        with contextlib.suppress(ConfigError):  # etcd holds no valid document: nothing to diff against
+            live = _layers.structure(structurer, [parse_document(f"etcd:{key}@{base}", current, "etcd")])
+    if live is None:
+        held_now = "does not exist" if current is None else "holds no valid document"
+        return make(f"etcd {key} {held_now}: {path} replaces it whole")
+    planned = plan(compiled, live, candidate)
+    return make(planned.table(), planned.table() if planned.errors else None)
 
 
 def push(

@@ -36,6 +36,15 @@ def load(sources: Iterable[Source]) -> list[Layer]:
     return layers
 
 
+def build(structurer: Structurer, sources: Iterable[Source]) -> Any:
+    """Load the sources and structure them into a config instance (no Reloader needed).
+
+    Raises:
+        ConfigError: a source failed to parse, or the merged tree is invalid.
+    """
+    return structure(structurer, load(sources))
+
+
 def structure(structurer: Structurer, layers: Sequence[Layer]) -> Any:
     """Merge the layers and structure the tree into a config instance.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 MASK: Final = "***"
@@ -42,3 +42,23 @@ def scrub(text: str, secrets: Iterable[Any]) -> str:
         if form:
             text = text.replace(form, MASK)
     return text
+
+
+def secret_values(schema: Any, *flats: Mapping[str, Any]) -> list[Any]:
+    """The values of every secret leaf in flattened configs (`{path: value}`)."""
+    policy_of = schema.policy_of
+    return [v for flat in flats for p, v in flat.items() if policy_of(p)[1]]
+
+
+def scrubber(schema: Any, *flats: Mapping[str, Any]) -> Callable[[str], str]:
+    """`scrub` bound to the secrets of `flats`, collected only when first needed: a walk
+    over every leaf is most of the fixed cost of a small reload, and a successful one
+    never needs it."""
+    found: list[list[Any]] = []
+
+    def scrub_secrets(text: str) -> str:
+        if not found:
+            found.append(secret_values(schema, *flats))
+        return scrub(text, found[0])
+
+    return scrub_secrets

@@ -77,7 +77,7 @@ class Metrics:
         self._duration.observe(result.duration_s)
         self._version.set(result.version)
         self._restart_pending.set(restart_pending)
-        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED):
+        if result.outcome.ok:
             self._last_success.set(ts)
 
     def applier_failed(self, applier: str) -> None:

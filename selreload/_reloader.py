@@ -1,9 +1,11 @@
 """The Reloader: the one place that knows every stage of the pipeline.
 
-    trigger -> sources -> merge -> structure + validate -> diff -> plan
+    trigger -> sources -> merge -> structure + validate -> plan
             -> transaction (appliers, rollback) -> commit (one assignment) -> record
 
-Reloads are serialized by one lock; readers never take it: `current` is a plain
+Each stage lives in its own module (`_layers`, `_structure`, `_plan`, `_transaction`,
+`_record`, `_trigger`); this one only runs them in order under the write lock and swaps
+the resulting `Live` state in. Readers never take the lock: `current` is a plain
 attribute that a commit replaces with a single reference assignment.
 """
 
@@ -12,43 +14,41 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
-import enum
 import logging
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import _layers, _transaction
-from ._change import UNSET, Change, Policy
-from ._convert import Structurer, scrub
-from ._diff import Flattener, apply_changes, diff, digest
-from ._errors import ApplyError, ConfigError, Issue, StateError
-from ._layers import origins
-from ._log import log_result
+from . import _layers, _mask, _paths, _transaction
+from ._change import Change
+from ._convert import Structurer
+from ._diff import Flat, digest
+from ._errors import ApplyError, ConfigError, StateError, UnknownVersionError
+from ._live import Attempt, Live, State, Tried
 from ._metrics import Metrics
+from ._plan import Planner
 from ._policy import PolicyInput, load_policies
-from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
+from ._record import AuditRecorder, Fanout, LogRecorder, MetricsRecorder, ReporterRecorder, SubscriberRecorder
+from ._result import Outcome, Plan, ReloadResult
+from ._routes import Route, Routes, applier_name
 from ._schema import Schema
 from ._signals import SignalTrigger
 from ._snapshot import Origins, Snapshot
 from ._tracing import Tracing
+from ._trigger import Coalescer
 from ._typing import Layer, Reporter, Source, Watcher
+
+__all__ = ["Reloader", "State"]
 
 C = TypeVar("C")
 A = TypeVar("A")
 F = TypeVar("F", bound=Callable[..., Any])
 
-log = logging.getLogger("selreload")
-
-# Deterministic outcomes: the same inputs give the same outcome again, so identical bytes
-# after one of these are UNCHANGED (no second audit record for a double file event).
-# ROLLED_BACK and DEGRADED depend on appliers, so identical inputs are retried.
-_REPEATABLE = (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED, Outcome.INVALID)
+_log = logging.getLogger("selreload.reload")
 
 
 class _NotStarted:
@@ -73,12 +73,10 @@ class _NotStarted:
         return f"<reloader {self._name!r}: no config yet, call start()>"
 
 
-class State(enum.Enum):
-    """Lifecycle of a Reloader."""
-
-    UNSTARTED = "unstarted"
-    RUNNING = "running"
-    STOPPED = "stopped"
+def _live_snapshot(live: Live[C]) -> Snapshot[C]:
+    if live.snapshot is None:
+        raise StateError("no config is live yet: call start() first")
+    return live.snapshot
 
 
 def _now() -> datetime.datetime:
@@ -107,30 +105,18 @@ class Reloader(Generic[C]):
     # read CPython has (a plain attribute still: no property, no Python code runs).
     __slots__ = (
         "__weakref__",
-        "_deferred",
-        "_draining",
-        "_flatten",
-        "_healthy",
+        "_coalescer",
         "_history",
-        "_last",
-        "_last_error",
-        "_last_inputs",
-        "_live_flat",
-        "_live_inputs",
-        "_live_pending",
+        "_live",
         "_metrics",
-        "_pending",
         "_pin",
-        "_registrations",
-        "_reporters",
-        "_restart_pending",
+        "_planner",
+        "_record",
+        "_routes",
         "_signals",
-        "_start_origins",
-        "_state",
         "_structurer",
         "_subscribers",
         "_tracing",
-        "_trigger_lock",
         "_watchers",
         "_write",
         "_writer",
@@ -141,7 +127,6 @@ class Reloader(Generic[C]):
         "schema",
         "snapshot",
         "sources",
-        "strict",
     )
 
     current: C
@@ -163,19 +148,28 @@ class Reloader(Generic[C]):
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies))
         self.sources: tuple[Source, ...] = tuple(sources)
-        # Found once: an isinstance() against a runtime Protocol costs ~10 us per call.
-        self._reporters: tuple[Reporter, ...] = tuple(s for s in self.sources if isinstance(s, Reporter))
         self.audit = audit
-        self.strict = strict
         self._structurer = Structurer(self.schema)
-        self._flatten = Flattener(self.schema)
+        self._planner = Planner(self.schema, strict=strict)
+        self._routes = Routes()
         # Kept for the admin app's GET /metrics.
         self.registry = registry if registry is not None else REGISTRY
         self._metrics = Metrics(name, registry)
         self._tracing = Tracing(tracer_provider)
         self._history: deque[Snapshot[C]] = deque(maxlen=max(1, history))
-        self._registrations: list[_transaction.Registration] = []
         self._subscribers: list[Callable[[ReloadResult], None]] = []
+        # Reporters found once: an isinstance() against a runtime Protocol costs ~10 us.
+        reporters = [ReporterRecorder(s) for s in self.sources if isinstance(s, Reporter)]
+        self._record = Fanout(
+            [
+                MetricsRecorder(self._metrics),
+                *([AuditRecorder(audit, name)] if audit is not None else []),
+                LogRecorder(name),
+                *reporters,
+                SubscriberRecorder(self._subscribers, name),
+            ],
+            name=name,
+        )
         self._pin: contextvars.ContextVar[Snapshot[C] | None] = contextvars.ContextVar(
             f"selreload.pin.{name}.{id(self):x}", default=None
         )
@@ -183,34 +177,28 @@ class Reloader(Generic[C]):
         # plan() or status() on its own Reloader does not deadlock.
         self._write = threading.RLock()
         self._writer: int | None = None  # the thread inside reload()/rollback(), if any
-        self._deferred = False  # request_reload() was called from inside a reload
-        self._trigger_lock = threading.Lock()
-        self._pending: str | None = None
-        self._draining = False
-        self._state = State.UNSTARTED
+        self._coalescer = Coalescer(self._drain, inside=self._inside, name=name)
         self._watchers: list[Watcher] = []
         self._signals: SignalTrigger | None = None
-        self._live_flat: dict[str, Any] = {}
-        self._live_inputs: tuple[str, ...] | None = None
-        self._last_inputs: tuple[str, ...] | None = None
-        self._last: ReloadResult | None = None
-        self._last_error: str | None = None
-        self._healthy = True
-        self._restart_pending: tuple[Change, ...] = ()
-        self._live_pending: tuple[Change, ...] = ()  # what was pending for _live_inputs
+        self._live: Live[C] = Live()
         self.snapshot: Snapshot[C] | None = None
-        self._start_origins: Mapping[str, str] = {}
         self.current = _NotStarted(name)  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        version = self.snapshot.version if self.snapshot else None
-        return f"<Reloader {self.name!r} {self.schema.cls.__name__} {self._state.value} v{version}>"
+        live = self._live
+        version = live.snapshot.version if live.snapshot else None
+        return f"<Reloader {self.name!r} {self.schema.cls.__name__} {live.state.value} v{version}>"
+
+    @property
+    def strict(self) -> bool:
+        """A restart-only change rejects the whole reload, hot changes included."""
+        return self._planner.strict
 
     # --- lifecycle ----------------------------------------------------------------------
 
     @property
     def state(self) -> State:
-        return self._state
+        return self._live.state
 
     def start(self) -> Snapshot[C]:
         """Load and validate the config, apply it to every applier, and start watching.
@@ -223,52 +211,44 @@ class Reloader(Generic[C]):
             ApplyError: an applier failed on the initial values (the others are undone).
             StateError: already running.
         """
-        if self._state is State.RUNNING:
+        if self._live.state is State.RUNNING:
             raise StateError(f"reloader {self.name!r} is already running")
         watchers = [w for w in (s.watch(self.request_reload) for s in self.sources) if w is not None]
         try:
             with self._write, self._tracing.reload("start") as span:
-                snapshot = self._start_locked()
-                self._tracing.finish(span, self._last)
+                result = self._start_locked(Attempt("start"))
+                self._tracing.finish(span, result)
                 self._watchers = watchers
-                self._state = State.RUNNING
+                self._live = self._live.evolve(state=State.RUNNING)
         except BaseException:
             # Outside the lock: a watcher thread may be waiting for it to reload.
             for w in watchers:
                 w.stop()
             raise
-        return snapshot
+        return _live_snapshot(self._live)
 
-    def _start_locked(self) -> Snapshot[C]:
-        t0 = time.perf_counter()
+    def _start_locked(self, attempt: Attempt) -> ReloadResult:
         layers = self._load()
         config = self._structure(layers)
-        flat = self._flatten(config)
-        previous = self.snapshot
-        version = previous.version + 1 if previous is not None else 1
-        snapshot = self._make_snapshot(config, flat, version, Origins(lambda: origins(flat, layers)))
-        initial = self._initial_changes(flat)
-        batches = [(reg, reg.select(initial)) for reg in self._registrations]
+        flat = self._planner.flatten(config)
+        previous = self._live
+        snapshot = self._snapshot(config, flat, previous.version + 1, Origins(lambda: _layers.origins(flat, layers)))
+        batches = self._routes.batches(self._planner.initial(flat))
         tx = _transaction.run(
-            [b for b in batches if b[1]], snapshot, snapshot, span=self._tracing.step, scrub=self._scrubber(flat)
+            batches, snapshot, snapshot, span=self._tracing.step, scrub=_mask.scrubber(self.schema, flat)
         )
         if tx.outcome is not Outcome.APPLIED:
             for applier in tx.failed:
                 self._metrics.applier_failed(applier)
             raise ApplyError("\n".join(str(e) for e in tx.errors))
-        self._commit(snapshot, flat, tuple(layer.digest for layer in layers))
-        self._start_origins = snapshot.origins
-        self._restart_pending = self._live_pending = ()
-        self._healthy = True
-        result = ReloadResult(
-            Outcome.APPLIED,
-            version,
-            duration_s=time.perf_counter() - t0,
-            trigger="start",
-            previous_version=previous.version if previous else 0,
+        live = Live(
+            state=previous.state,
+            snapshot=snapshot,
+            flat=flat,
+            inputs=tuple(layer.digest for layer in layers),
+            start_origins=snapshot.origins,
         )
-        self._record(result)
-        return snapshot
+        return self._finish(live, attempt.result(Outcome.APPLIED, live, previous=previous.version))
 
     def stop(self) -> None:
         """Stop every watcher (joining their threads) and restore the signal handlers
@@ -279,8 +259,9 @@ class Reloader(Generic[C]):
         signals, self._signals = self._signals, None
         if signals is not None:
             signals.stop()
-        if self._state is State.RUNNING:
-            self._state = State.STOPPED
+        with self._write:
+            if self._live.state is State.RUNNING:
+                self._live = self._live.evolve(state=State.STOPPED)
 
     def install_signal_handler(self, signum: int = signal.SIGHUP) -> None:
         """Reload with trigger `"signal"` whenever `signum` arrives, until `stop()`.
@@ -296,8 +277,8 @@ class Reloader(Generic[C]):
         self._signals.install(signum)
 
     def _on_signal(self, trigger: str) -> None:
-        if self.snapshot is None:
-            log.warning("config %r: %s ignored: start() has not loaded a config yet", self.name, trigger)
+        if self._live.snapshot is None:
+            _log.warning("config %r: %s ignored: start() has not loaded a config yet", self.name, trigger)
             return
         self.request_reload(trigger)
 
@@ -320,15 +301,16 @@ class Reloader(Generic[C]):
 
         Use as a call (`reloader.on("logging.level", LogLevel())`) or as a decorator on a
         function `(changes, snapshot) -> None`. Appliers run in registration order; one
-        registered while running gets the live values at once.
+        registered while running gets the live values at once, as a transaction of its
+        own (span and metrics included).
 
         Raises:
             ValueError: `path` matches no field of the schema.
+            ApplyError: registered while running, and it failed on the live values (it
+                is not registered then).
         """
         if not self.schema.paths_matching(path):
-            hint = self.schema.suggest(path)
-            tip = f"; did you mean {hint!r}?" if hint else ""
-            raise ValueError(f"no config field at {path!r}{tip}")
+            raise ValueError(f"no config field at {path!r}{_paths.hint(path, self.schema.leaves)}")
 
         def register(target: Any) -> Any:
             wrapped = target
@@ -336,16 +318,32 @@ class Reloader(Generic[C]):
                 if not callable(target):
                     raise TypeError(f"an applier has apply()/rollback() or is a function, got {target!r}")
                 wrapped = _transaction.FunctionApplier(target)
-            reg = _transaction.Registration(path, wrapped, name or _transaction.applier_name(wrapped))
+            label = name or applier_name(wrapped)
             with self._write:
-                if self.snapshot is not None and self._state is State.RUNNING:
-                    initial = reg.select(self._initial_changes(self._live_flat))
-                    if initial:
-                        reg.applier.apply(initial, self.snapshot)
-                self._registrations.append(reg)
+                live = self._live
+                if live.snapshot is not None and live.state is State.RUNNING:
+                    self._apply_initial(Route(path, wrapped, label), live)
+                self._routes.add(path, wrapped, label)
             return target
 
         return register if applier is None else register(applier)
+
+    def _apply_initial(self, route: Route, live: Live[C]) -> None:
+        snapshot = _live_snapshot(live)
+        initial = tuple(c for c in self._planner.initial(live.flat) if route.covers(c.path))
+        if not initial:
+            return
+        tx = _transaction.run(
+            [(route, initial)],
+            snapshot,
+            snapshot,
+            span=self._tracing.step,
+            scrub=_mask.scrubber(self.schema, live.flat),
+        )
+        if tx.outcome is not Outcome.APPLIED:
+            for failed in tx.failed:
+                self._metrics.applier_failed(failed)
+            raise ApplyError("\n".join(str(e) for e in tx.errors))
 
     def subscribe(self, callback: Callable[[ReloadResult], None]) -> Callable[[ReloadResult], None]:
         """Call `callback(result)` after every committed reload (usable as a decorator)."""
@@ -359,19 +357,34 @@ class Reloader(Generic[C]):
         config: that is an INVALID result).
 
         Raises:
-            StateError: called from inside a reload (an applier or subscriber); use
-                `request_reload()` there, which runs after the current one.
+            StateError: not started, or called from inside a reload (an applier or
+                subscriber); use `request_reload()` there, which runs after it.
         """
+        attempt = Attempt(trigger, actor)
         with self._write, self._writing():
-            result = self._reload_locked(trigger, actor)
-        self._run_deferred()
+            live = self._require_live()
+            with self._tracing.reload(trigger) as span:
+                result = self._attempt(attempt, live)
+                self._tracing.finish(span, result)
+        self._coalescer.run_deferred()
         return result
+
+    def request_reload(self, trigger: str = "manual") -> None:
+        """Ask for a reload without waiting when one is running: triggers that arrive
+        during a reload coalesce into one more reload after it. Watchers call this."""
+        self._coalescer.request(trigger)
+
+    def _drain(self, trigger: str) -> None:
+        self.reload(trigger=trigger)
+
+    def _inside(self) -> bool:
+        return self._writer == threading.get_ident()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         # The lock is re-entrant (an applier may call plan() or status()), so a reload from
         # inside a reload would nest a second transaction in the first: refuse it.
-        if self._writer == threading.get_ident():
+        if self._inside():
             raise StateError(
                 f"reloader {self.name!r}: reload() or rollback() called from inside a reload "
                 "(an applier or subscriber?); call request_reload() to reload after it"
@@ -382,115 +395,79 @@ class Reloader(Generic[C]):
         finally:
             self._writer = None
 
-    def request_reload(self, trigger: str = "manual") -> None:
-        """Ask for a reload without waiting when one is running: triggers that arrive
-        during a reload coalesce into one more reload after it. Watchers call this."""
-        with self._trigger_lock:
-            self._pending = self._pending or trigger
-            if self._writer == threading.get_ident():
-                self._deferred = True  # asked from inside a reload: run it once that ends
-                return
-            if self._draining:
-                return
-            self._draining = True
-        while True:
-            with self._trigger_lock:
-                pending, self._pending = self._pending, None
-                if pending is None:
-                    self._draining = False
-                    return
-            try:
-                self.reload(trigger=pending)
-            except Exception:  # a watcher thread must survive anything
-                log.exception("config %r: reload from %s failed unexpectedly", self.name, pending)
-
-    def _run_deferred(self) -> None:
-        if self._deferred and self._writer is None:
-            self._deferred = False
-            self.request_reload(self._pending or "manual")
-
     def plan(self) -> Plan:
-        """What a reload would do now, applying nothing."""
+        """What a reload would do now, applying nothing (before start(): what start()
+        would apply, every leaf from `UNSET`)."""
         with self._write:
+            live = self._live
             try:
-                layers = self._load()
-                config = self._structure(layers)
+                candidate = self._structure(self._load())
             except ConfigError as exc:
                 return Plan(errors=exc.issues, strict=self.strict)
-            return self._plan(config)[0]
+            if live.snapshot is None:
+                return self._planner.initial_plan(candidate, self._routes)
+            return self._planner(live.snapshot.config, live.flat, candidate, self._routes)
 
     def rollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
         """Make a snapshot from `history` live again, through the same plan, policies and
         transaction as any reload (restart-only differences are rejected).
 
         Raises:
-            KeyError: `version` is not in `history`.
+            UnknownVersionError: `version` is not in `history` (a `KeyError`).
         """
+        attempt = Attempt("rollback", actor)
         with self._write, self._writing():
+            live = self._require_live()
             target = next((s for s in self._history if s.version == version), None)
             if target is None:
                 kept = ", ".join(str(s.version) for s in self._history)
-                raise KeyError(f"version {version} is not in history (kept: {kept})")
-            t0 = time.perf_counter()
+                raise UnknownVersionError(f"version {version} is not in history (kept: {kept})")
             with self._tracing.reload("rollback") as span:
-                result = self._transition(target.config, lambda flat: target.origins, None, "rollback", actor, t0)
+                result = self._transition(attempt, live, target.config, lambda flat: target.origins, None)
                 self._tracing.finish(span, result)
-            if result.outcome is Outcome.APPLIED:
-                # The sources still hold what they held: the next reload from them is news.
-                self._live_inputs = self._last_inputs = None
-            self._record(result)
-        self._run_deferred()
+        self._coalescer.run_deferred()
         return result
 
-    def _reload_locked(self, trigger: str, actor: str | None) -> ReloadResult:
-        t0 = time.perf_counter()
-        if self.snapshot is None:
-            raise StateError(f"reloader {self.name!r} has no config yet: call start() first")
-        with self._tracing.reload(trigger) as span:
-            result = self._attempt(trigger, actor, t0)
-            self._tracing.finish(span, result)
-        self._record(result)
-        return result
+    # --- the stages, in order -----------------------------------------------------------
 
-    def _attempt(self, trigger: str, actor: str | None, t0: float) -> ReloadResult:
+    def _attempt(self, attempt: Attempt, live: Live[C]) -> ReloadResult:
         try:
             layers = self._load()
         except ConfigError as exc:
-            self._last_inputs = None
-            return self._result(Outcome.INVALID, t0, trigger, actor, errors=exc.issues)
+            return self._finish(live.evolve(tried=None), attempt.result(Outcome.INVALID, live, errors=exc.issues))
         inputs = tuple(layer.digest for layer in layers)
-        if inputs == self._live_inputs:
+        if inputs == live.inputs:
             # The sources hold again what is live: whatever was pending for them is back.
-            self._restart_pending = self._live_pending
-            return self._result(Outcome.UNCHANGED, t0, trigger, actor, rejected=self._restart_pending)
-        if inputs == self._last_inputs and self._last is not None and self._last.outcome in _REPEATABLE:
-            return self._result(Outcome.UNCHANGED, t0, trigger, actor, rejected=self._restart_pending)
-        self._last_inputs = inputs
+            live = live.evolve(restart_pending=live.pending)
+            return self._finish(live, attempt.result(Outcome.UNCHANGED, live, rejected=live.pending))
+        if live.tried is not None and inputs == live.tried.inputs:
+            return self._finish(live, attempt.result(Outcome.UNCHANGED, live, rejected=live.restart_pending))
         try:
-            config = self._structure(layers)
+            candidate = self._structure(layers)
         except ConfigError as exc:
-            return self._result(Outcome.INVALID, t0, trigger, actor, errors=exc.issues)
-        return self._transition(config, lambda flat: origins(flat, layers), inputs, trigger, actor, t0)
+            return self._finish(live, attempt.result(Outcome.INVALID, live, errors=exc.issues), inputs)
+        return self._transition(attempt, live, candidate, lambda flat: _layers.origins(flat, layers), inputs)
 
     def _transition(
         self,
+        attempt: Attempt,
+        live: Live[C],
         candidate: C,
-        locate: Callable[[dict[str, Any]], Mapping[str, str]],
+        locate: Callable[[Flat], Mapping[str, str]],
         inputs: tuple[str, ...] | None,
-        trigger: str,
-        actor: str | None,
-        t0: float,
     ) -> ReloadResult:
-        plan, effective, eff_flat = self._plan(candidate)
+        current = _live_snapshot(live)
+        plan = self._planner(current.config, live.flat, candidate, self._routes)
         if plan.errors:
-            return self._result(Outcome.INVALID, t0, trigger, actor, errors=plan.errors)
-        self._restart_pending = plan.rejected
+            return self._finish(live, attempt.result(Outcome.INVALID, live, errors=plan.errors), inputs)
+        rejected = plan.rejected
+        live = live.evolve(restart_pending=rejected)
         if plan.outcome is not Outcome.APPLIED:
             if plan.outcome is Outcome.UNCHANGED:
-                self._live_inputs, self._live_pending = inputs, ()
-            return self._result(plan.outcome, t0, trigger, actor, rejected=plan.rejected)
-        live = self._live()
-        start_origins, kept = self._start_origins, {c.path for c in plan.rejected}
+                live = live.evolve(inputs=inputs, pending=())
+            return self._finish(live, attempt.result(plan.outcome, live, rejected=rejected), inputs)
+        eff_flat = plan.effective_flat
+        start_origins, kept = live.start_origins, {c.path for c in rejected}
 
         def located() -> Mapping[str, str]:
             # A rejected leaf keeps its live value, and restart-only values are the ones
@@ -500,65 +477,46 @@ class Reloader(Generic[C]):
                 out[path] = start_origins.get(path, "default")
             return out
 
-        snapshot = self._make_snapshot(effective, eff_flat, live.version + 1, Origins(located))
-        batches = [(reg, reg.select(plan.applied)) for reg in self._registrations]
+        snapshot = self._snapshot(plan.effective, eff_flat, live.version + 1, Origins(located))
         tx = _transaction.run(
-            [b for b in batches if b[1]],
+            plan.batches,
             snapshot,
-            live,
+            current,
             span=self._tracing.step,
-            scrub=self._scrubber(self._live_flat, eff_flat),
+            scrub=_mask.scrubber(self.schema, live.flat, eff_flat),
         )
         if tx.outcome is not Outcome.APPLIED:
-            for applier in tx.failed:
-                self._metrics.applier_failed(applier)
             if tx.outcome is Outcome.DEGRADED:
-                self._healthy = False
-            return self._result(
-                tx.outcome, t0, trigger, actor, errors=tx.errors, rejected=plan.rejected, attempted=plan.applied
+                live = live.evolve(healthy=False)
+            result = attempt.result(
+                tx.outcome, live, errors=tx.errors, rejected=rejected, attempted=plan.applied, failed=tx.failed
             )
-        self._commit(snapshot, eff_flat, inputs)
-        self._live_pending = plan.rejected
-        self._healthy = True
-        return self._result(
-            Outcome.APPLIED, t0, trigger, actor, applied=plan.applied, rejected=plan.rejected, previous=live.version
+            return self._finish(live.evolve(tried=None), result)  # appliers may succeed next time
+        new = live.evolve(snapshot=snapshot, flat=eff_flat, inputs=inputs, pending=rejected, tried=None, healthy=True)
+        return self._finish(
+            new, attempt.result(Outcome.APPLIED, new, applied=plan.applied, rejected=rejected, previous=live.version)
         )
 
-    def _plan(self, candidate: C) -> tuple[Plan, Any, dict[str, Any]]:
-        """Diff live vs candidate, give each change its action, and build the effective
-        config: the candidate's hot leaves over the live restart-only ones."""
-        cand_flat = self._flatten(candidate)
-        changes = diff(self._live_flat, cand_flat, self.schema)
-        hot = [c for c in changes if c.policy is Policy.HOT]
-        rejected = [c for c in changes if c.policy is not Policy.HOT]
-        if self.strict and rejected:
-            hot, rejected = [], changes
-        steps = [
-            PlannedChange(c, Action.APPLY, tuple(r.name for r in self._registrations if r.covers(c.path))) for c in hot
-        ] + [PlannedChange(c, Action.REJECT) for c in rejected]
-        plan = Plan(tuple(steps), strict=self.strict)
-        if not hot:
-            return plan, self.current, self._live_flat
-        if not rejected:
-            return plan, candidate, cand_flat
-        # Rebuild whichever side needs fewer changes; the rebuilt nodes are validated
-        # again, so a cross-field rule holds on what actually goes live.
-        try:
-            if len(hot) <= len(rejected):
-                effective = apply_changes(self.current, hot, self.schema)
-            else:
-                effective = apply_changes(candidate, [c.inverted() for c in rejected], self.schema)
-        except Exception as exc:  # noqa: BLE001 - a validator of the effective config
-            issue = Issue(
-                "",
-                "the hot changes are not valid without the rejected restart-only ones: "
-                + scrub(str(exc) or type(exc).__name__, *self._secret_values(cand_flat)),
-                "effective config",
-            )
-            return Plan(tuple(steps), errors=(issue,), strict=self.strict), None, {}
-        return plan, effective, self._flatten(effective)
-
-    # --- stages -------------------------------------------------------------------------
+    def _finish(self, live: Live[C], result: ReloadResult, inputs: tuple[str, ...] | None = None) -> ReloadResult:
+        """Swap in the state after an attempt (the commit, when it brings a new snapshot),
+        then record the attempt."""
+        if result.errors:
+            last_error: str | None = "\n".join(str(e) for e in result.errors)
+        elif result.outcome is Outcome.APPLIED:
+            last_error = None
+        else:
+            last_error = live.last_error
+        tried = Tried(inputs, result) if inputs is not None and result.outcome.deterministic else live.tried
+        live = live.evolve(last=result, last_error=last_error, tried=tried)
+        snapshot = live.snapshot
+        if snapshot is not None and snapshot is not self.snapshot:
+            # The commit point: readers see the old config or the new one, never a mix.
+            self.current = snapshot.config
+            self.snapshot = snapshot
+            self._history.append(snapshot)
+        self._live = live
+        self._record(result, live)
+        return result
 
     def _load(self) -> list[Layer]:
         return _layers.load(self.sources)
@@ -566,93 +524,14 @@ class Reloader(Generic[C]):
     def _structure(self, layers: Sequence[Layer]) -> C:
         return _layers.structure(self._structurer, layers)  # type: ignore[no-any-return]
 
-    def _make_snapshot(self, config: C, flat: dict[str, Any], version: int, located: Origins) -> Snapshot[C]:
+    def _snapshot(self, config: C, flat: Flat, version: int, located: Origins) -> Snapshot[C]:
         return Snapshot(config, version, digest(flat), _now(), located)
 
-    def _commit(self, snapshot: Snapshot[C], flat: dict[str, Any], inputs: tuple[str, ...] | None) -> None:
-        # The commit point: readers see the old config or the new one, never a mix.
-        self.snapshot = snapshot
-        self.current = snapshot.config
-        self._live_flat = flat
-        self._live_inputs = self._last_inputs = inputs
-        self._history.append(snapshot)
-
-    def _initial_changes(self, flat: dict[str, Any]) -> list[Change]:
-        return [Change(p, UNSET, v, *self.schema.policy_of(p)) for p, v in flat.items()]
-
-    def _secret_values(self, *flats: dict[str, Any]) -> list[Any]:
-        return [v for flat in flats for p, v in flat.items() if self.schema.policy_of(p)[1]]
-
-    def _scrubber(self, *flats: dict[str, Any]) -> Callable[[str], str]:
-        # Collected only when an error message needs scrubbing: a walk over every leaf is
-        # most of the fixed cost of a small reload, and a successful one never needs it.
-        found: list[list[Any]] = []
-
-        def scrub_secrets(text: str) -> str:
-            if not found:
-                found.append(self._secret_values(*flats))
-            return scrub(text, *found[0])
-
-        return scrub_secrets
-
-    def _live(self) -> Snapshot[C]:
-        if self.snapshot is None:
+    def _require_live(self) -> Live[C]:
+        live = self._live
+        if live.snapshot is None:
             raise StateError(f"reloader {self.name!r} has no config yet: call start() first")
-        return self.snapshot
-
-    def _result(
-        self,
-        outcome: Outcome,
-        t0: float,
-        trigger: str,
-        actor: str | None,
-        *,
-        applied: Sequence[Change] = (),
-        rejected: Sequence[Change] = (),
-        errors: Sequence[Issue] = (),
-        previous: int | None = None,
-        attempted: Sequence[Change] = (),
-    ) -> ReloadResult:
-        version = self.snapshot.version if self.snapshot else 0
-        return ReloadResult(
-            outcome,
-            version,
-            applied=tuple(applied),
-            rejected=tuple(rejected),
-            errors=tuple(errors),
-            duration_s=time.perf_counter() - t0,
-            trigger=trigger,
-            actor=actor,
-            previous_version=previous if previous is not None else version,
-            attempted=tuple(attempted),
-        )
-
-    def _record(self, result: ReloadResult) -> None:
-        """Audit, metrics, log, source reporters, then (on commit) subscribers."""
-        self._last = result
-        if result.errors:
-            self._last_error = "\n".join(str(e) for e in result.errors)
-        elif result.outcome is Outcome.APPLIED:
-            self._last_error = None
-        self._metrics.observe(result, restart_pending=len(self._restart_pending), ts=time.time())
-        snapshot = self._live()
-        if self.audit is not None and result.outcome is not Outcome.UNCHANGED:
-            try:
-                self.audit.record(result, config=self.name, digest=snapshot.digest)
-            except Exception:
-                log.exception("config %r: could not write the audit record", self.name)
-        log_result(result, name=self.name)
-        for source in self._reporters:
-            try:
-                source.report(result, snapshot)
-            except Exception:
-                log.exception("config %r: %r could not report the reload", self.name, source)
-        if result.outcome is Outcome.APPLIED and result.trigger != "start":
-            for callback in list(self._subscribers):
-                try:
-                    callback(result)
-                except Exception:
-                    log.exception("config %r: subscriber %r failed", self.name, callback)
+        return live
 
     # --- reading ------------------------------------------------------------------------
 
@@ -662,10 +541,10 @@ class Reloader(Generic[C]):
         context): `pinned()` returns it until the block ends, whatever reloads happen.
         Nested pins keep the outermost snapshot."""
         outer = self._pin.get()
-        snapshot = outer if outer is not None else self._live()
+        snapshot = outer if outer is not None else self._require_live().snapshot
         token = self._pin.set(snapshot)
         try:
-            yield snapshot.config
+            yield snapshot.config  # type: ignore[union-attr]
         finally:
             self._pin.reset(token)
 
@@ -682,21 +561,9 @@ class Reloader(Generic[C]):
     @property
     def restart_pending(self) -> tuple[Change, ...]:
         """Restart-only changes the sources hold that the live config does not."""
-        return self._restart_pending
+        return self._live.restart_pending
 
     def status(self) -> dict[str, Any]:
-        """Version, health, last outcome and error, and restart-pending paths."""
-        snap = self.snapshot
-        last = self._last
-        return {
-            "name": self.name,
-            "state": self._state.value,
-            "healthy": self._healthy,
-            "version": snap.version if snap else None,
-            "digest": snap.digest if snap else None,
-            "loaded_at": snap.loaded_at.isoformat() if snap else None,
-            "last_outcome": last.outcome.value if last else None,
-            "last_trigger": last.trigger if last else None,
-            "last_error": self._last_error,
-            "restart_pending": [c.path for c in self._restart_pending],
-        }
+        """Version, health, last outcome and error, and restart-pending paths (read from
+        one consistent state)."""
+        return self._live.status(self.name)

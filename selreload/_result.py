@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
 
@@ -26,6 +27,21 @@ class Outcome(enum.Enum):
     """An applier failed; every applier already run was undone; the live config stays."""
     DEGRADED = "degraded"
     """An applier failed and so did a rollback: side effects may be half-applied."""
+
+    @property
+    def ok(self) -> bool:
+        """The live config is one that was validated and fully applied: False for
+        INVALID, ROLLED_BACK and DEGRADED."""
+        return self in _OK
+
+    @property
+    def deterministic(self) -> bool:
+        """The same inputs lead to this outcome again (it does not depend on appliers)."""
+        return self in _DETERMINISTIC
+
+
+_OK = frozenset({Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED})
+_DETERMINISTIC = _OK | {Outcome.INVALID}
 
 
 class Action(enum.Enum):
@@ -75,6 +91,11 @@ class Plan:
     steps: tuple[PlannedChange, ...] = ()
     errors: tuple[Issue, ...] = ()
     strict: bool = False
+    # What the planner built on the way, for the Reloader's transaction: the config that
+    # would go live, its flattened leaves and each applier's batch of changes.
+    effective: Any = attrs.field(default=None, eq=False, repr=False)
+    effective_flat: Any = attrs.field(default=None, eq=False, repr=False)
+    batches: Any = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def applied(self) -> tuple[Change, ...]:
@@ -132,6 +153,7 @@ class ReloadResult:
         previous_version: the live version before the attempt.
         attempted: for ROLLED_BACK and DEGRADED, the hot changes the transaction tried and
             undid (what an operator needs to know to retry or to repair).
+        failed: names of the appliers whose apply or rollback raised.
     """
 
     outcome: Outcome
@@ -144,11 +166,12 @@ class ReloadResult:
     actor: str | None = None
     previous_version: int = 0
     attempted: tuple[Change, ...] = ()
+    failed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """False for INVALID, ROLLED_BACK and DEGRADED."""
-        return self.outcome in (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.REJECTED)
+        return self.outcome.ok
 
     def __repr__(self) -> str:
         return (

@@ -10,9 +10,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from ._result import Outcome, ReloadResult
+from ._result import ReloadResult
 
-_FAILED = (Outcome.INVALID, Outcome.ROLLED_BACK, Outcome.DEGRADED)
 _STATUS_LIMIT = 1000  # span backends truncate or drop long descriptions anyway
 
 
@@ -62,7 +61,7 @@ class Tracing:
         if result.rejected:
             attributes["selreload.rejected"] = len(result.rejected)
         span.set_attributes(attributes)  # one lock round trip instead of one per attribute
-        if result.outcome in _FAILED:
+        if not result.outcome.ok:
             text = "; ".join(str(e) for e in result.errors) or result.outcome.value
             span.set_status(Status(StatusCode.ERROR, text[:_STATUS_LIMIT]))
 

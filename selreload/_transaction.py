@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -13,10 +11,8 @@ import attrs
 from ._change import Change
 from ._errors import Issue
 from ._result import Outcome
-from ._schema import glob_matches
+from ._routes import Batch
 from ._snapshot import Snapshot
-
-log = logging.getLogger("selreload")
 
 SpanFactory = Callable[[str, str], contextlib.AbstractContextManager[Any]]
 
@@ -39,35 +35,10 @@ class FunctionApplier:
         self.fn(changes, snapshot)
 
     def rollback(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None:
-        self.fn([c.inverted() for c in changes], snapshot)
+        self.fn(tuple(c.inverted() for c in changes), snapshot)
 
     def __repr__(self) -> str:
         return f"<function applier {self.name}>"
-
-
-@attrs.frozen(eq=False)
-class Registration:
-    """An applier and the path (or glob) it was registered for."""
-
-    pattern: str
-    applier: Any
-    name: str
-
-    def covers(self, path: str) -> bool:
-        if glob_matches(self.pattern, path):
-            return True
-        # `feature_flags.*` covers `feature_flags.x`; a glob also covers paths under a match.
-        return any(ch in self.pattern for ch in "*?[") and fnmatch.fnmatchcase(path, self.pattern)
-
-    def select(self, changes: Sequence[Change]) -> list[Change]:
-        return [c for c in changes if self.covers(c.path)]
-
-
-def applier_name(applier: Any) -> str:
-    name = getattr(applier, "name", None)
-    if isinstance(name, str) and name:
-        return name
-    return getattr(applier, "__qualname__", None) or type(applier).__name__
 
 
 @attrs.frozen
@@ -78,7 +49,7 @@ class TransactionResult:
 
 
 def run(
-    batches: Sequence[tuple[Registration, list[Change]]],
+    batches: Sequence[Batch],
     new: Snapshot[Any],
     old: Snapshot[Any],
     *,
@@ -90,7 +61,7 @@ def run(
     The failing applier itself is not rolled back: it raised, so it owns its partial
     state. Every rollback is attempted even when one of them raises (DEGRADED).
     """
-    done: list[tuple[Registration, list[Change]]] = []
+    done: list[Batch] = []
     for reg, changes in batches:
         try:
             with span("apply", reg.name):

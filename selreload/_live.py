@@ -1,0 +1,115 @@
+"""`Live`: everything the Reloader knows about what is running, as one immutable value.
+
+A reload builds the next `Live` and swaps it in with one assignment, so `status()` and
+every recorder read a consistent state: never a new version beside the previous outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._change import Change
+from ._diff import Flat
+from ._result import Outcome, ReloadResult
+from ._snapshot import Snapshot
+
+C = TypeVar("C")
+
+
+class State(enum.Enum):
+    """Lifecycle of a Reloader."""
+
+    UNSTARTED = "unstarted"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@attrs.frozen
+class Tried:
+    """The inputs of the last attempt whose outcome they decide, and that outcome's result:
+    the same bytes again need no second parse, structure and plan."""
+
+    inputs: tuple[str, ...]
+    result: ReloadResult
+
+
+@attrs.frozen(eq=False)
+class Live(Generic[C]):
+    """The live state of one Reloader.
+
+    Attributes:
+        state: its lifecycle state.
+        snapshot: the live snapshot (`None` before start()).
+        flat: the live config's leaves, `{path: value}`.
+        inputs: digests of the source layers the live config was built from (`None`
+            after a rollback: the sources hold something else).
+        pending: the restart-only changes those inputs hold beyond the live config.
+        restart_pending: the restart-only changes the sources hold now.
+        tried: the last deterministic attempt, if its inputs differ from `inputs`.
+        start_origins: where each leaf came from at start (restart-only leaves keep it).
+        last: the result of the last attempt.
+        last_error: the error lines of the last failed attempt, until one is applied.
+        healthy: False after a DEGRADED reload, until a reload or rollback succeeds.
+    """
+
+    state: State = State.UNSTARTED
+    snapshot: Snapshot[C] | None = None
+    flat: Flat = attrs.field(factory=dict, repr=False)
+    inputs: tuple[str, ...] | None = None
+    pending: tuple[Change, ...] = ()
+    restart_pending: tuple[Change, ...] = ()
+    tried: Tried | None = None
+    start_origins: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    last: ReloadResult | None = None
+    last_error: str | None = None
+    healthy: bool = True
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version if self.snapshot is not None else 0
+
+    def evolve(self, **changes: Any) -> Live[C]:
+        return attrs.evolve(self, **changes)
+
+    def status(self, name: str) -> dict[str, Any]:
+        """Version, health, last outcome and error, and restart-pending paths."""
+        snap, last = self.snapshot, self.last
+        return {
+            "name": name,
+            "state": self.state.value,
+            "healthy": self.healthy,
+            "version": snap.version if snap else None,
+            "digest": snap.digest if snap else None,
+            "loaded_at": snap.loaded_at.isoformat() if snap else None,
+            "last_outcome": last.outcome.value if last else None,
+            "last_trigger": last.trigger if last else None,
+            "last_error": self.last_error,
+            "restart_pending": [c.path for c in self.restart_pending],
+        }
+
+
+@attrs.frozen
+class Attempt:
+    """One reload attempt in flight: what asked for it, who, and when it began."""
+
+    trigger: str
+    actor: str | None = None
+    t0: float = attrs.field(factory=time.perf_counter)
+
+    def result(self, outcome: Outcome, live: Live[Any], *, previous: int | None = None, **parts: Any) -> ReloadResult:
+        """The attempt's result, at the version `live` holds."""
+        version = live.version
+        return ReloadResult(
+            outcome,
+            version,
+            duration_s=time.perf_counter() - self.t0,
+            trigger=self.trigger,
+            actor=self.actor,
+            previous_version=version if previous is None else previous,
+            **parts,
+        )

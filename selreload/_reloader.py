@@ -423,7 +423,11 @@ class Reloader(Generic[C]):
                 kept = ", ".join(str(s.version) for s in self._history)
                 raise UnknownVersionError(f"version {version} is not in history (kept: {kept})")
             with self._tracing.reload("rollback") as span:
-                result = self._transition(attempt, live, target.config, lambda flat: target.origins, None)
+                # What the sources hold is unchanged by a rollback, and so is what of it
+                # waits for a restart (restart-only leaves are the same in every version).
+                result = self._transition(
+                    attempt, live, target.config, lambda flat: target.origins, None, pending=live.restart_pending
+                )
                 self._tracing.finish(span, result)
         self._coalescer.run_deferred()
         return result
@@ -455,13 +459,15 @@ class Reloader(Generic[C]):
         candidate: C,
         locate: Callable[[Flat], Mapping[str, str]],
         inputs: tuple[str, ...] | None,
+        *,
+        pending: tuple[Change, ...] | None = None,
     ) -> ReloadResult:
         current = _live_snapshot(live)
         plan = self._planner(current.config, live.flat, candidate, self._routes)
         if plan.errors:
             return self._finish(live, attempt.result(Outcome.INVALID, live, errors=plan.errors), inputs)
         rejected = plan.rejected
-        live = live.evolve(restart_pending=rejected)
+        live = live.evolve(restart_pending=rejected if pending is None else pending)
         if plan.outcome is not Outcome.APPLIED:
             if plan.outcome is Outcome.UNCHANGED:
                 live = live.evolve(inputs=inputs, pending=())

@@ -1,0 +1,93 @@
+"""Routes: which applier gets which change, matched once per reload, in registration order."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selreload._change import Change
+from selreload._routes import Routes, applier_name
+
+
+def change(path: str) -> Change:
+    return Change(path, 1, 2)
+
+
+def test_an_exact_pattern_covers_its_path_and_everything_under_it() -> None:
+    """`telemetry.sampler` gets `telemetry.sampler.type` and `.ratio` in one batch, not
+    `telemetry.samplerx`."""
+    routes = Routes()
+    routes.add("telemetry.sampler", object(), "sampler")
+    batches = routes.batches(
+        [change(p) for p in ("telemetry.sampler.type", "telemetry.samplerx", "telemetry.sampler.ratio")]
+    )
+    assert [(r.name, [c.path for c in cs]) for r, cs in batches] == [
+        ("sampler", ["telemetry.sampler.type", "telemetry.sampler.ratio"])
+    ]
+
+
+def test_batches_come_in_registration_order_whatever_the_change_order() -> None:
+    """Appliers run in the order they were registered, exact and glob mixed."""
+    routes = Routes()
+    routes.add("b", object(), "first")
+    routes.add("a.*", object(), "second")
+    routes.add("a", object(), "third")
+    batches = routes.batches([change("a.x"), change("b")])
+    assert [r.name for r, _ in batches] == ["first", "second", "third"]
+    assert routes.names("a.x") == ("second", "third")
+
+
+def test_batches_are_immutable() -> None:
+    """An applier cannot change what its own rollback (or the next applier) receives."""
+    routes = Routes()
+    routes.add("a", object(), "a")
+    ((_, changes),) = routes.batches([change("a")])
+    assert isinstance(changes, tuple)
+
+
+def test_unmatched_changes_go_nowhere() -> None:
+    """A change no route covers yields no batch and no names."""
+    routes = Routes()
+    routes.add("a", object(), "a")
+    assert routes.batches([change("b")]) == []
+    assert routes.route([change("b")])[1] == {"b": ()}
+
+
+def test_applier_names() -> None:
+    """A `name` attribute wins, then the qualified name, then the type name."""
+
+    class Named:
+        name = "mine"
+
+    def fn() -> None: ...
+
+    assert applier_name(Named()) == "mine"
+    assert applier_name(fn).endswith("fn")
+    assert applier_name(object()) == "object"
+
+
+segments = st.sampled_from(["a", "b", "c", "ab"])
+paths = st.lists(segments, min_size=1, max_size=4).map(".".join)
+patterns = st.one_of(paths, paths.map(lambda p: p + ".*"), paths.map(lambda p: p.replace("b", "?")))
+
+
+def naive(pattern: str, path: str) -> bool:
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern + ".*")
+    return path == pattern or path.startswith(pattern + ".")
+
+
+@given(st.lists(patterns, max_size=8), st.lists(paths, max_size=12, unique=True))
+def test_routing_agrees_with_matching_each_pair(pats: list[str], changed: list[str]) -> None:
+    """The indexed routing gives exactly what testing every pattern against every path
+    gives, in registration order."""
+    routes = Routes()
+    for i, p in enumerate(pats):
+        routes.add(p, object(), f"r{i}")
+    batches = routes.batches([change(p) for p in changed])
+    expected = [
+        (f"r{i}", [c for c in changed if naive(p, c)]) for i, p in enumerate(pats) if any(naive(p, c) for c in changed)
+    ]
+    assert [(r.name, [c.path for c in cs]) for r, cs in batches] == expected

@@ -25,17 +25,18 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _layers, _transaction
 from ._change import UNSET, Change, Policy
-from ._convert import Structurer, scrub
 from ._diff import Flattener, apply_changes, diff, digest
 from ._errors import ApplyError, ConfigError, Issue, StateError
 from ._layers import origins
 from ._log import log_result
+from ._mask import scrub
 from ._metrics import Metrics
 from ._policy import PolicyInput, load_policies
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
 from ._schema import Schema
 from ._signals import SignalTrigger
 from ._snapshot import Origins, Snapshot
+from ._structure import Structurer
 from ._tracing import Tracing
 from ._typing import Layer, Reporter, Source, Watcher
 
@@ -552,7 +553,7 @@ class Reloader(Generic[C]):
             issue = Issue(
                 "",
                 "the hot changes are not valid without the rejected restart-only ones: "
-                + scrub(str(exc) or type(exc).__name__, *self._secret_values(cand_flat)),
+                + scrub(str(exc) or type(exc).__name__, self._secret_values(cand_flat)),
                 "effective config",
             )
             return Plan(tuple(steps), errors=(issue,), strict=self.strict), None, {}
@@ -591,7 +592,7 @@ class Reloader(Generic[C]):
         def scrub_secrets(text: str) -> str:
             if not found:
                 found.append(self._secret_values(*flats))
-            return scrub(text, *found[0])
+            return scrub(text, found[0])
 
         return scrub_secrets
 

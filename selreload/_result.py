@@ -6,8 +6,9 @@ import enum
 
 import attrs
 
-from ._change import Change, render
+from ._change import Change
 from ._errors import Issue
+from ._mask import render
 from ._text import table
 
 

@@ -12,8 +12,8 @@ import attrs
 
 from ._change import Change
 from ._errors import Issue
+from ._paths import matches as glob_matches
 from ._result import Outcome
-from ._schema import glob_matches
 from ._snapshot import Snapshot
 
 log = logging.getLogger("selreload")

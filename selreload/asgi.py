@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._convert import to_plain
+from ._mask import masked_plain as to_plain
 from ._present import result_to_json
 from ._reloader import Reloader
 from ._result import Outcome

@@ -29,10 +29,10 @@ from prometheus_client import CollectorRegistry
 from ruamel.yaml import YAML
 
 import selreload as sr
-from selreload._convert import Structurer
 from selreload._diff import Flattener, diff, digest
 from selreload._layers import merge
 from selreload._schema import Schema
+from selreload._structure import Structurer
 from selreload.sources._file import yaml_positions
 from selreload.sources._guard import check_tree
 

@@ -8,7 +8,7 @@ and swapped in with a single assignment.
 from __future__ import annotations
 
 from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
-from ._change import UNSET, Change, Policy, format_duration
+from ._change import UNSET, Change, Policy
 from ._errors import ApplyError, ConfigError, Issue, PolicyError, SelreloadError, StateError
 from ._explain import Explanation, explain
 from ._policy import load_policy_file
@@ -16,6 +16,7 @@ from ._reloader import Reloader, State
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
 from ._schema import PolicySet, config, field, hot, restart_only, secret
 from ._snapshot import Snapshot
+from ._values import format_duration
 from .sources import Env, Etcd, JsonFile, TomlFile, YamlFile, layered
 
 __all__ = [

@@ -23,8 +23,8 @@ from typing import Any, Final
 
 import attrs
 
-from ._change import MASK, UNSET, Change
-from ._convert import to_plain
+from ._change import Change
+from ._mask import plain
 from ._result import ReloadResult
 
 try:  # POSIX: also keeps writers in other processes from interleaving the chain.
@@ -53,24 +53,11 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(record)).hexdigest()
 
 
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain(value: Any, secret: bool) -> Any:
-    if value is UNSET:
-        return None  # the mapping key did not exist on that side
-    if secret:
-        return MASK
-    if type(value) in _SCALARS:
-        return value  # most leaves: skip to_plain's type checks (a third of the record's cost)
-    return to_plain(value)
-
-
 def _change(c: Change, action: str) -> dict[str, Any]:
     return {
         "path": c.path,
-        "old": _plain(c.old, c.secret),
-        "new": _plain(c.new, c.secret),
+        "old": plain(c.old, secret=c.secret),
+        "new": plain(c.new, secret=c.secret),
         "policy": c.policy.value,
         "action": action,
     }

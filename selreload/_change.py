@@ -1,14 +1,16 @@
-"""Policies, the UNSET marker and `Change`: the unit every stage passes along."""
+"""Policies and `Change`: the unit every stage passes along (`UNSET` is re-exported)."""
 
 from __future__ import annotations
 
-import datetime
 import enum
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
-MASK: Final = "***"
+from ._mask import render
+from ._values import UNSET
+
+__all__ = ["UNSET", "Change", "Policy"]
 
 
 class Policy(enum.Enum):
@@ -16,46 +18,6 @@ class Policy(enum.Enum):
 
     HOT = "hot"
     RESTART_ONLY = "restart_only"
-
-
-class _Unset(enum.Enum):
-    # An enum member is a singleton that survives pickling and copy.
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final = _Unset.UNSET
-"""The `old` value of a change an applier sees at start-up: there was no previous value."""
-
-
-def format_duration(td: datetime.timedelta) -> str:
-    """The inverse of `parse_duration` for people: `1h30m`, `15m`, `1.5s`."""
-    total = td.total_seconds()
-    if total < 0 or total != int(total):
-        return f"{total:g}s"
-    seconds = int(total)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
-
-
-def render(value: Any, *, secret: bool) -> str:
-    """`repr` of a value for people, masked when it is a secret."""
-    if secret and value is not UNSET:
-        return MASK
-    if isinstance(value, datetime.timedelta):
-        return format_duration(value)
-    if isinstance(value, enum.Enum) and value is not UNSET:
-        return repr(value.value)
-    return repr(value)
 
 
 @attrs.frozen(repr=False)

@@ -20,13 +20,13 @@ from typing import Any, TextIO
 
 from . import _layers
 from ._change import Policy
-from ._convert import Structurer
 from ._errors import ConfigError, PolicyError
 from ._plan import plan
 from ._policy import load_policies
 from ._present import plan_table, plan_to_json
 from ._result import Outcome, Plan
 from ._schema import Schema, is_config
+from ._structure import Structurer
 from ._text import table
 from ._typing import Source
 

@@ -26,12 +26,12 @@ from starlette.routing import Mount, Route
 
 from ._adr import ADR_POLICY, AdrConfig
 from ._audit import AuditLog
-from ._change import format_duration
 from ._errors import ConfigError, PolicyError
 from ._policy import PolicyInput
 from ._present import Painter, narrate, narrate_denied
 from ._reloader import Reloader
 from ._result import ReloadResult
+from ._values import format_duration
 from .appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
 from .asgi import PinMiddleware, admin_app
 from .sources import YamlFile

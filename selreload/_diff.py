@@ -10,8 +10,9 @@ from typing import Any
 import attrs
 
 from ._change import UNSET, Change
-from ._convert import FrozenDict, to_plain
+from ._paths import join
 from ._schema import Schema
+from ._values import FrozenDict, to_plain
 
 Flat = dict[str, Any]
 
@@ -34,7 +35,7 @@ class Flattener:
             value = get(config)
             if mapping and value is not None:
                 for key, item in value.items():
-                    out[f"{path}.{key}"] = item
+                    out[join(path, key)] = item
             else:
                 out[path] = value
         return out
@@ -117,7 +118,7 @@ def digest(flat: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
     for path, value in flat.items():
         # to_plain returns these as they are; skipping the call made a 10,000-leaf digest 10x faster.
-        plain = value if type(value) in _PLAIN else to_plain(value, mask=False)
+        plain = value if type(value) in _PLAIN else to_plain(value)
         h.update(f"{path}={plain!r}\n".encode())
     return h.hexdigest()
 

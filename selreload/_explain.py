@@ -7,12 +7,14 @@ from typing import Any
 
 import attrs
 
-from ._change import MASK, Policy, render
-from ._convert import Structurer
+from ._change import Policy
 from ._diff import Flattener
 from ._layers import load, origins, structure
+from ._mask import MASK, render
+from ._paths import matches
 from ._policy import PolicyInput, load_policies
-from ._schema import Schema, glob_matches
+from ._schema import Schema
+from ._structure import Structurer
 from ._text import table
 from ._typing import Source
 
@@ -37,7 +39,7 @@ class Explanation:
 
     def rendered_value(self) -> str:
         """The value as people read it (`15m`, `'info'`, `***`)."""
-        return MASK if self.secret else render(self.value, secret=False)
+        return render(self.value, secret=self.secret)
 
 
 def explain(
@@ -68,7 +70,7 @@ def explain(
     config = structure(Structurer(compiled), layers)
     flat = Flattener(compiled)(config)
     if path:
-        flat = {p: v for p, v in flat.items() if glob_matches(path, p)}
+        flat = {p: v for p, v in flat.items() if matches(path, p)}
     where = origins(flat, layers)
     out = []
     for leaf_path, value in flat.items():

@@ -17,11 +17,11 @@ from typing import Any
 import attrs
 
 from . import _layers
-from ._convert import Structurer
 from ._errors import ConfigError
 from ._plan import plan
 from ._policy import PolicyInput, load_policies
 from ._schema import Schema
+from ._structure import Structurer
 from ._text import table
 from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
 

@@ -6,16 +6,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._convert import Structurer
 from ._errors import ConfigError, Issue
+from ._paths import Part, render, split
+from ._structure import Structurer
 from ._typing import Layer, Source
-
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def split_path(path: str) -> list[str | int]:
-    """`providers[1].name` -> `["providers", 1, "name"]`."""
-    return [int(i) if i else k for k, i in _PART.findall(path)]
 
 
 def load(sources: Iterable[Source]) -> list[Layer]:
@@ -80,7 +74,7 @@ def _merge_two(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _contains(tree: Any, parts: Sequence[str | int]) -> bool:
+def _contains(tree: Any, parts: Sequence[Part]) -> bool:
     node = tree
     for part in parts:
         if isinstance(part, int):
@@ -92,14 +86,7 @@ def _contains(tree: Any, parts: Sequence[str | int]) -> bool:
     return True
 
 
-def _render(parts: Sequence[str | int]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _held(tree: Any, parts: Sequence[str | int]) -> bool:
+def _held(tree: Any, parts: Sequence[Part]) -> bool:
     """Whether this tree decides the value at `parts`: it holds the path, or a whole
     value (text, scalar, list) on the way to it, which replaces everything below."""
     node = tree
@@ -117,11 +104,11 @@ def _held(tree: Any, parts: Sequence[str | int]) -> bool:
     return True
 
 
-def _located(layer: Layer, parts: Sequence[str | int], depth: int) -> str:
+def _located(layer: Layer, parts: Sequence[Part], depth: int) -> str:
     located = layer.locate()
     # The exact path first, then the nearest located ancestor in that layer.
     for d in range(depth, 0, -1):
-        found = located.get(_render(parts[:d]))
+        found = located.get(render(parts[:d]))
         if found:
             return found
     return layer.name
@@ -131,10 +118,10 @@ def origin_of(path: str, layers: Sequence[Layer]) -> str:
     """The origin of `path` in the merged tree: the last layer that decides it (or, for a
     missing key, the last layer holding its nearest parent), at the position that layer
     recorded; `"default"` when no layer holds any of it."""
-    return _origin(split_path(path), layers, nearest=True)
+    return _origin(split(path), layers, nearest=True)
 
 
-def _origin(parts: Sequence[str | int], layers: Sequence[Layer], *, nearest: bool) -> str:
+def _origin(parts: Sequence[Part], layers: Sequence[Layer], *, nearest: bool) -> str:
     for layer in reversed(layers):
         if layer.tree is not None and _held(layer.tree, parts):
             return _located(layer, parts, len(parts))
@@ -173,4 +160,4 @@ def place(issues: Iterable[Issue], layers: Sequence[Layer]) -> list[Issue]:
 def origins(paths: Iterable[str], layers: Sequence[Layer]) -> dict[str, str]:
     """`{path: origin}` for every leaf path of a config; a leaf no layer holds (even when
     its parent section is in a file) came from its `default`."""
-    return {p: _origin(split_path(p), layers, nearest=False) for p in paths}
+    return {p: _origin(split(p), layers, nearest=False) for p in paths}

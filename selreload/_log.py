@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ._change import Change, render
+from ._change import Change
+from ._mask import render
 from ._result import Outcome, ReloadResult
 
 log = logging.getLogger("selreload")

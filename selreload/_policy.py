@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import pathlib
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ._errors import PolicyError
+from ._paths import hint
 from ._schema import PolicySet
 
 _KINDS = ("hot", "restart", "secret")
@@ -49,8 +49,7 @@ def load_policy_file(path: str | os.PathLike[str]) -> PolicySet:
 
     for key in doc:
         if key not in _KINDS and key not in ("name", "description"):
-            hint = difflib.get_close_matches(str(key), _KINDS, n=1)
-            tip = f"; did you mean {hint[0]!r}?" if hint else f"; expected {', '.join(_KINDS)}"
+            tip = hint(str(key), _KINDS, otherwise=f"; expected {', '.join(_KINDS)}")
             raise PolicyError(f"{at(*doc.lc.key(key))}: unknown key {str(key)!r}{tip}")
     lists: dict[str, tuple[str, ...]] = {}
     positions: dict[str, str] = {}

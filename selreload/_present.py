@@ -6,29 +6,20 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from ._change import UNSET, Change, render
-from ._convert import to_plain
+from ._change import Change
+from ._mask import plain, render
 from ._result import Action, Outcome, Plan, ReloadResult
 from ._text import table
 
 RESTART = "reject: restart required"
 
 
-def value_to_json(value: Any, *, secret: bool) -> Any:
-    """A leaf value as JSON-ready data: masked when secret, `UNSET` as `None`."""
-    if value is UNSET:
-        return None
-    if secret:
-        return render(value, secret=True)
-    return to_plain(value, mask=False)
-
-
 def change_to_json(change: Change) -> dict[str, Any]:
     """A change as JSON-ready data, secret values masked and `UNSET` as `null`."""
     return {
         "path": change.path,
-        "old": value_to_json(change.old, secret=change.secret),
-        "new": value_to_json(change.new, secret=change.secret),
+        "old": plain(change.old, secret=change.secret),
+        "new": plain(change.new, secret=change.secret),
         "policy": change.policy.value,
         "secret": change.secret,
     }

@@ -25,7 +25,6 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _layers, _mask, _paths, _transaction
 from ._change import Change
-from ._convert import Structurer
 from ._diff import Flat, digest
 from ._errors import ApplyError, ConfigError, StateError, UnknownVersionError
 from ._live import Attempt, Live, State, Tried
@@ -38,6 +37,7 @@ from ._routes import Route, Routes, applier_name
 from ._schema import Schema
 from ._signals import SignalTrigger
 from ._snapshot import Origins, Snapshot
+from ._structure import Structurer
 from ._tracing import Tracing
 from ._trigger import Coalescer
 from ._typing import Layer, Reporter, Source, Watcher

@@ -7,8 +7,9 @@ from typing import Any
 
 import attrs
 
-from ._change import Change, render
+from ._change import Change
 from ._errors import Issue
+from ._mask import render
 from ._text import table
 
 

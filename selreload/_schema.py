@@ -4,8 +4,6 @@ compiling one into a `Schema`: every leaf path with its type and resolved policy
 from __future__ import annotations
 
 import collections.abc
-import difflib
-import fnmatch
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -13,8 +11,10 @@ from typing import Any, Final, TypeVar, dataclass_transform, overload
 
 import attrs
 
-from ._change import MASK, Policy
+from ._change import Policy
 from ._errors import PolicyError
+from ._mask import masked_repr
+from ._paths import ancestors, did_you_mean, hint, matches
 
 _META: Final = "selreload"
 _MARK: Final = "__selreload_config__"
@@ -28,10 +28,6 @@ class FieldPolicy:
 
     policy: Policy | None = None
     secret: bool = False
-
-
-def _mask(_value: object) -> str:
-    return MASK
 
 
 def field(*, policy: Policy | None = None, **kwargs: Any) -> Any:
@@ -62,7 +58,7 @@ def secret(*, hot: bool = False, **kwargs: Any) -> Any:
     `hot=True` (credential rotation)."""
     metadata = dict(kwargs.pop("metadata", None) or {})
     metadata[_META] = FieldPolicy(policy=Policy.HOT if hot else Policy.RESTART_ONLY, secret=True)
-    kwargs.setdefault("repr", _mask)
+    kwargs.setdefault("repr", masked_repr)
     return attrs.field(metadata=metadata, **kwargs)
 
 
@@ -93,6 +89,12 @@ def is_config(obj: object) -> bool:
     return isinstance(obj, type) and attrs.has(obj)
 
 
+def is_secret_field(a: attrs.Attribute[Any]) -> bool:
+    """Whether a field was declared with `secret()` (its values are masked)."""
+    meta = a.metadata.get(_META)
+    return bool(meta is not None and meta.secret)
+
+
 # --- policy files -------------------------------------------------------------------------
 
 
@@ -119,13 +121,6 @@ class PolicySet:
         for kind in ("secret", "restart", "hot"):
             for pattern in getattr(self, kind):
                 yield kind, pattern
-
-
-def glob_matches(pattern: str, path: str) -> bool:
-    """A pattern matches a path it globs, and every path under a path it names."""
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern + ".*")
-    return path == pattern or path.startswith(pattern + ".")
 
 
 # --- the compiled schema ------------------------------------------------------------------
@@ -219,12 +214,11 @@ class Schema:
     def _apply_policy_files(self) -> None:
         for policy_set in self.policies:
             for kind, pattern in policy_set.patterns():
-                matched = [p for p in self.leaves if glob_matches(pattern, p)]
+                matched = [p for p in self.leaves if matches(pattern, p)]
                 # A glob may also name keys inside a mapping field (feature_flags.beta_*).
-                under_mapping = any(pattern.startswith(m + ".") or glob_matches(pattern, m) for m in self.mapping_paths)
+                under_mapping = any(pattern.startswith(m + ".") or matches(pattern, m) for m in self.mapping_paths)
                 if not matched and not under_mapping:
-                    hint = difflib.get_close_matches(pattern, list(self.leaves), n=1)
-                    tip = f"; did you mean {hint[0]!r}?" if hint else ""
+                    tip = hint(pattern, self.leaves)
                     raise PolicyError(f"{policy_set.origin(kind, pattern)}: {kind}: {pattern!r} matches no field{tip}")
                 for path in matched:
                     leaf = self.leaves[path]
@@ -233,7 +227,7 @@ class Schema:
                             f"{policy_set.origin(kind, pattern)}: hot: {pattern!r} would make secret {path!r} hot; "
                             "secrets can only be made hot in code, with secret(hot=True)"
                         )
-                    if kind == "hot" and any(glob_matches(p, path) for k, p in policy_set.patterns() if k != "hot"):
+                    if kind == "hot" and any(matches(p, path) for k, p in policy_set.patterns() if k != "hot"):
                         continue  # the tighter glob in the same file wins
                     self.leaves[path] = attrs.evolve(
                         leaf,
@@ -243,16 +237,11 @@ class Schema:
 
     def leaf_of(self, path: str) -> Leaf | None:
         """The leaf at `path`, or the mapping leaf a per-key path is under."""
-        leaf = self.leaves.get(path)
-        if leaf is not None:
-            return leaf
         # Walk up: a key may hold dots itself (`logging.levels.com.example.db`).
-        head = path
-        while "." in head:
-            head = head.rpartition(".")[0]
+        for head in ancestors(path):
             leaf = self.leaves.get(head)
             if leaf is not None:
-                return leaf if leaf.mapping else None
+                return leaf if head == path or leaf.mapping else None
         return None
 
     def policy_of(self, path: str) -> tuple[Policy, bool]:
@@ -267,7 +256,7 @@ class Schema:
         if path != leaf.path:  # a key inside a mapping: policy files may name keys
             for policy_set in self.policies:
                 for kind, pattern in policy_set.patterns():  # tightest kind first
-                    if not glob_matches(pattern, path) or glob_matches(pattern, leaf.path):
+                    if not matches(pattern, path) or matches(pattern, leaf.path):
                         continue
                     if kind == "hot" and is_secret:
                         continue
@@ -283,11 +272,11 @@ class Schema:
         return [
             p
             for p, leaf in self.leaves.items()
-            if glob_matches(pattern, p)
-            or (leaf.mapping and glob_matches(pattern, p + ".x"))
+            if matches(pattern, p)
+            or (leaf.mapping and matches(pattern, p + ".x"))
             or (leaf.mapping and pattern.startswith(p + "."))
         ]
 
     def suggest(self, path: str) -> str | None:
-        hint = difflib.get_close_matches(path, list(self.leaves), n=1)
-        return hint[0] if hint else None
+        """The leaf path closest to a misspelt one, if any is close."""
+        return did_you_mean(path, self.leaves)

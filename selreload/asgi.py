@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._convert import to_plain
+from ._mask import masked_plain
 from ._present import result_to_json
 from ._reloader import Reloader
 from ._result import Outcome
@@ -93,7 +93,7 @@ class _Admin:
                 "version": snapshot.version,
                 "digest": snapshot.digest,
                 "loaded_at": snapshot.loaded_at.isoformat(),
-                "config": to_plain(snapshot.config, schema=self.reloader.schema),
+                "config": masked_plain(snapshot.config, schema=self.reloader.schema),
             }
         )
 

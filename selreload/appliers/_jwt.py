@@ -6,8 +6,9 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from .._change import UNSET, Change, format_duration
+from .._change import UNSET, Change
 from .._snapshot import Snapshot
+from .._values import format_duration
 from ._common import Base, paths_of
 
 

@@ -15,6 +15,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .._change import UNSET, Change
+from .._paths import join
 from .._snapshot import Snapshot
 from ._common import MISSING, Undo, lookup, paths_of
 
@@ -148,7 +149,7 @@ class Sampler(sampling.Sampler):
         for leaf, tracked in (("type", live.type), ("ratio", live.ratio)):
             if leaf not in values:
                 # The unchanged one: as the snapshot has it, else as last applied.
-                found = lookup(snapshot.config, f"{prefix}.{leaf}" if prefix else leaf)
+                found = lookup(snapshot.config, join(prefix, leaf))
                 values[leaf] = tracked if found is MISSING else found
         if values["type"] is None:
             raise ValueError(f"{prefix or 'sampler'}.type: no sampler type configured")

@@ -7,9 +7,10 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._convert import EnvText
 from .._errors import ConfigError, Issue
+from .._paths import join
 from .._typing import Layer, Watcher
+from .._values import EnvText
 
 
 class Env:
@@ -61,7 +62,7 @@ class Env:
             node = tree
             path = ""
             for depth, part in enumerate(parts):
-                path = f"{path}.{part}" if path else part
+                path = join(path, part)
                 last = depth == len(parts) - 1
                 held = node.get(part)
                 if held is not None and (last or not isinstance(held, dict)):

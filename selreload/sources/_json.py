@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigError, Issue
+from .._paths import join
 from ._file import FileSource
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -56,7 +57,7 @@ class _Scanner:
     def key(self, pos: int, path: str, seen: set[str]) -> tuple[str, int]:
         """Read `"key" :` at `pos`; returns the value's path and where the value starts."""
         key, end = scanstring(self.text, pos + 1)
-        sub = f"{path}.{key}" if path else key
+        sub = join(path, key)
         if key in seen and self.duplicate is None:
             self.duplicate = (sub, self.where(pos))
         seen.add(key)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigError, Issue
+from .._paths import item, join
 from ._file import FileSource
 
 _AT = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
@@ -95,9 +96,9 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
     def resolve(parts: list[str]) -> str:
         path = ""
         for part in parts:
-            path = f"{path}.{part}" if path else part
+            path = join(path, part)
             if path in arrays:  # a key under [[x]] means its last item
-                path = f"{path}[{arrays[path]}]"
+                path = item(path, arrays[path])
         return path
 
     while i < len(lines):
@@ -111,10 +112,10 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
         if stripped.startswith("[["):
             parts, _ = _keys(line, col + 2)
             base = resolve(parts[:-1])
-            base = f"{base}.{parts[-1]}" if base else parts[-1]
+            base = join(base, parts[-1])
             arrays[base] = arrays.get(base, -1) + 1
             out.setdefault(base, here)
-            table = f"{base}[{arrays[base]}]"
+            table = item(base, arrays[base])
             out[table] = here
             continue
         if stripped[0] == "[":
@@ -129,7 +130,7 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
         value_col = len(line) - len(line[eq + 1 :].lstrip())
         path = table
         for part in parts:
-            path = f"{path}.{part}" if path else part
+            path = join(path, part)
         out[path] = f"{name}:{i}:{value_col + 1}"
         # Skip the continuation lines of a multi-line array or string.
         state = [""]

@@ -14,7 +14,7 @@ import sys
 import attrs
 
 import selreload as sr
-from selreload._convert import to_plain
+from selreload._mask import masked_plain
 
 
 @sr.config
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         for line in sys.stdin:
             command = line.strip()
             if command == "current":
-                print(json.dumps(to_plain(reloader.current)), flush=True)
+                print(json.dumps(masked_plain(reloader.current, schema=reloader.schema)), flush=True)
             elif command == "quit":
                 break
     finally:

@@ -11,8 +11,9 @@ import attrs
 import pytest
 
 import selreload as sr
-from selreload._convert import EnvText, FrozenDict, FrozenList, Structurer, parse_duration
 from selreload._schema import Schema
+from selreload._structure import Structurer
+from selreload._values import EnvText, FrozenDict, FrozenList
 
 
 class Color(enum.Enum):
@@ -126,21 +127,6 @@ def test_good_values_structure() -> None:
     assert cfg.where == pathlib.Path("/tmp")
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("15m", 900), ("24h", 86400), ("1h30m", 5400), ("250ms", 0.25), ("90", 90), ("1.5", 1.5), ("2d", 172800)],
-)
-def test_durations(text: str, seconds: float) -> None:
-    """Durations read like Go's: 15m, 24h, 1h30m, 250ms, or plain seconds."""
-    assert parse_duration(text) == datetime.timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["", "m", "15x", "1h 30m", "-5m", "h1"])
-def test_bad_durations(text: str) -> None:
-    """Anything else is not a duration."""
-    assert parse_duration(text) is None
-
-
 def test_env_text_is_parsed_by_field_type() -> None:
     """Text from env parses by the field's type: bool words, ints, JSON lists and mappings."""
     cfg = ok(
@@ -183,16 +169,6 @@ def test_validator_message_on_secret_is_masked() -> None:
     assert len(issues) == 3
     assert "hunter2" not in str(issues)
     assert "(got ***)" in issues[1].message
-
-
-def test_frozen_containers_refuse_mutation() -> None:
-    """Config mappings and lists raise on every mutating method."""
-    cfg = ok({"tags": ["a"], "limits": {"x": 1}})
-    with pytest.raises(TypeError):
-        cfg.tags.append("b")
-    with pytest.raises(TypeError):
-        cfg.limits.update(y=2)
-    assert cfg.tags == ["a"] and cfg.limits == {"x": 1}
 
 
 def test_sibling_secret_quoted_by_a_validator_is_masked() -> None:

@@ -1,0 +1,121 @@
+"""Running attrs converters and validators one by one: the only module that knows attrs internals.
+
+attrs stops at the first failing validator and says nothing about `in_` options in a
+way people read, so selreload runs each converter and validator itself. That needs three
+things attrs does not document as API; each is read in one small function below, and
+`tests/test_validate.py` fails loudly when an attrs release changes one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._errors import Issue
+from ._mask import scrub, show
+from ._paths import join
+
+
+def _in_options(validator: Any) -> list[Any] | None:
+    """The options of an `attrs.validators.in_` validator, alone or inside `and_`."""
+    # attrs internals: `in_` returns a private `_InValidator` with an `options` attribute,
+    # `and_` (and a list given as `validator=`) a private `_AndValidator` holding `_validators`.
+    if type(validator).__name__ == "_InValidator" and hasattr(validator, "options"):
+        return list(validator.options)
+    for sub in getattr(validator, "_validators", None) or ():
+        found = _in_options(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def _run_converter(a: attrs.Attribute[Any], value: Any, inst: Any) -> Any:
+    """The value of field `a` after its converter, as attrs' generated `__init__` computes it."""
+    conv = a.converter
+    # attrs internals: since attrs 24.1 a converter may be an `attrs.Converter`, which the
+    # generated `__init__` calls as `conv(value, self, field)` (its `__call__` drops the
+    # arguments the wrapped function does not take); a plain callable takes the value.
+    if isinstance(conv, attrs.Converter):
+        return conv(value, inst, a)  # type: ignore[call-arg, operator]
+    return conv(value)  # type: ignore[misc]
+
+
+def _default(a: attrs.Attribute[Any], inst: Any) -> Any:
+    """The default of field `a`, calling its factory (with the half-built instance if asked)."""
+    fac: Any = a.default
+    if isinstance(fac, attrs.Factory):  # type: ignore[arg-type]
+        return fac.factory(inst) if fac.takes_self else fac.factory()
+    return fac
+
+
+def describe_validation(exc: BaseException, a: attrs.Attribute[Any], value: Any, secret: bool) -> str:
+    """A validator failure as one line that does not repeat the field name or leak a secret."""
+    options = _in_options(a.validator)
+    if options is not None and isinstance(exc, ValueError) and value not in options:
+        return f"must be one of {', '.join(str(o) for o in options)} (got {show(value, secret=secret)})"
+    text = str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
+    text = text or type(exc).__name__
+    for prefix in (f"'{a.name}' ", f"'{a.alias}' "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    return scrub(text, [value]) if secret else text
+
+
+def collect_validation_issues(
+    cls: type[Any],
+    kwargs: Mapping[str, Any],
+    path: str,
+    issues: list[Issue],
+    secrets: Mapping[str, bool],
+    *,
+    partial: bool = False,
+) -> None:
+    """Run every converter and validator of `cls` one by one, keeping each failure.
+
+    attrs stops at the first failing validator; people fixing a config want them all.
+    The half-built instance lets cross-field validators read their siblings. With
+    `partial`, other fields already failed: only the fields in `kwargs` are validated.
+    """
+    before = len(issues)
+    inst = object.__new__(cls)
+    for a in attrs.fields(cls):
+        alias = a.alias or a.name
+        value = kwargs[alias] if alias in kwargs else _default(a, inst)
+        if a.converter is not None and alias in kwargs:
+            try:
+                value = _run_converter(a, value, inst)
+            except Exception as exc:  # noqa: BLE001
+                message = describe_validation(exc, a, value, secrets.get(a.name, False))
+                issues.append(Issue(join(path, a.name), scrub(message, _secret_kwargs(kwargs, secrets, cls))))
+                continue
+        object.__setattr__(inst, a.name, value)
+    for a in attrs.fields(cls):
+        if a.validator is None or not hasattr(inst, a.name):
+            continue
+        if partial and (a.alias or a.name) not in kwargs:
+            continue
+        value = getattr(inst, a.name)
+        try:
+            a.validator(inst, a, value)
+        except Exception as exc:  # noqa: BLE001
+            message = describe_validation(exc, a, value, secrets.get(a.name, False))
+            # A validator may quote a sibling (`must differ from password 'x'`): scrub them all.
+            issues.append(Issue(join(path, a.name), scrub(message, _secret_kwargs(kwargs, secrets, cls))))
+    if len(issues) > before or partial:
+        return
+    post_init = getattr(cls, "__attrs_post_init__", None)
+    try:
+        if post_init is not None:
+            post_init(inst)
+        cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        secret_values = [getattr(inst, n, None) for n, sec in secrets.items() if sec]
+        issues.append(Issue(path, scrub(str(exc) or type(exc).__name__, secret_values)))
+
+
+def _secret_kwargs(kwargs: Mapping[str, Any], secrets: Mapping[str, bool], cls: type[Any]) -> Sequence[Any]:
+    """The values given for the secret fields of `cls` (by init alias)."""
+    return [kwargs.get(a.alias or a.name) for a in attrs.fields(cls) if secrets.get(a.name)]

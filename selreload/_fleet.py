@@ -17,11 +17,12 @@ import attrs
 from prometheus_client import CollectorRegistry
 
 from ._errors import ConfigError
+from ._etcd_client import parse_endpoints, run_sync, with_client
 from ._policy import PolicyInput
 from ._reloader import Reloader
 from ._text import table
 from ._typing import Layer, Watcher
-from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
+from ._yaml import parse_document
 
 # The outcomes with which an instance accepts a revision (see `Etcd.report`).
 _ACK = ("applied", "unchanged", "rejected")

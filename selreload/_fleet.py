@@ -18,12 +18,13 @@ import attrs
 
 from . import _layers
 from ._errors import ConfigError
+from ._etcd_client import parse_endpoints, run_sync, with_client
 from ._plan import plan
 from ._policy import PolicyInput, load_policies
 from ._schema import Schema
 from ._structure import Structurer
 from ._text import table
-from .sources._etcd import parse_document, parse_endpoints, run_sync, with_client
+from ._yaml import parse_document
 
 # The outcomes with which an instance accepts a revision (see `Etcd.report`).
 _ACK = ("applied", "unchanged", "rejected")

@@ -28,12 +28,15 @@ class Layer:
         locate: returns `{dotted path: origin}` (`file:line:col`, `env:APP_X`); called
             lazily, only to place errors and for `explain`, because positions cost a
             slower parse. Paths address list items as `a.b[0]`.
+        revision: the store revision the layer was read at (etcd's `mod_revision`);
+            `None` for sources without revisions.
     """
 
     name: str
     tree: Mapping[str, Any] | None
     digest: str
     locate: Callable[[], Mapping[str, str]] = _no_origins
+    revision: int | None = attrs.field(default=None, kw_only=True)
 
 
 NotifyFn: TypeAlias = "Callable[[str], None]"

@@ -12,35 +12,23 @@ import abc
 import hashlib
 import os
 import pathlib
-import re
 import stat
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 
 from .._errors import ConfigError, Issue
 from .._typing import Layer, Watcher
-from ._guard import MAX_NODES, check_tree, prescan
+
+# Module-level names on purpose: YamlFile looks them up here, where tests can replace them.
+from .._yaml import document_layer, yaml_positions
+from .._yaml import safe_yaml as _safe_yaml
+from .._yaml import yaml_error as _yaml_error
+from ._guard import MAX_NODES
 
 MAX_BYTES: Final = 4 * 1024 * 1024
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _kind_name(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return f"a {type(value).__name__}"
 
 
 class FileSource(abc.ABC):
@@ -154,42 +142,15 @@ class FileSource(abc.ABC):
         return layer
 
     def _layer(self, data: bytes, digest: str) -> Layer:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(
-                f"not UTF-8 text: invalid byte 0x{data[exc.start]:02x} at offset {exc.start} (binary file?)"
-            ) from None
-        text = text.removeprefix("\ufeff")
-        if not text.strip():
-            what = "empty" if not text else "empty (only whitespace)"
-            raise self._error(f"file is {what}: expected a mapping of settings")
-        prescan(text, self._display)
-        try:
-            tree = self._parse(text)
-        except RecursionError:
-            raise self._error("too deeply nested: the parser ran out of stack") from None
-        except ConfigError:
-            raise
-        except (ValueError, OverflowError) as exc:  # e.g. an int over 4,300 digits
-            raise self._error(f"cannot parse {self.format}: {exc}") from None
-        if tree is None:
-            raise self._error("file has no settings (only comments?): expected a mapping of settings")
-        if not isinstance(tree, Mapping):
-            raise self._error(f"expected a mapping of settings at the top level, got {_kind_name(tree)}")
-        check_tree(tree, self._display, max_nodes=self.max_nodes)
-        name = self._display
-        cache: list[Mapping[str, str]] = []
-
-        def locate() -> Mapping[str, str]:
-            if not cache:
-                try:
-                    cache.append(self._positions(name, text))
-                except Exception:  # noqa: BLE001 - positions are a nicety: fall back to the file name
-                    cache.append({})
-            return cache[0]
-
-        return Layer(self._display, tree, digest, locate)
+        return document_layer(
+            self._display,
+            data,
+            digest,
+            format=self.format,
+            parse=self._parse,
+            positions=self._positions,
+            max_nodes=self.max_nodes,
+        )
 
     @abc.abstractmethod
     def _parse(self, text: str) -> Any:
@@ -208,63 +169,6 @@ class FileSource(abc.ABC):
 
 
 # --- YAML ---------------------------------------------------------------------------------
-
-_DUPLICATE = re.compile(r'found duplicate key "(?P<key>.*?)" with value ')
-
-
-_local = threading.local()
-
-
-def _safe_yaml() -> YAML:
-    # The C loader when ruamel.yaml.clib is installed (3x faster than pure Python). One per
-    # thread, reused: building a YAML() scans for plug-ins (a glob), 0.3 ms per call.
-    yaml: YAML | None = getattr(_local, "yaml", None)
-    if yaml is None:
-        yaml = _local.yaml = YAML(typ="safe", pure=False)
-    return yaml
-
-
-def _yaml_error(name: str, exc: YAMLError) -> ConfigError:
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}"
-        if isinstance(exc, DuplicateKeyError):
-            # ruamel's message quotes both values: a secret's would leak. Name the key only.
-            m = _DUPLICATE.search(exc.problem or "")
-            key = f" {m['key']!r}" if m else ""
-            return ConfigError([Issue("", f"duplicate key{key}: each key may appear once in a mapping", where)])
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        return ConfigError([Issue("", f"YAML syntax error: {problem}{context}", where)])
-    # A reader error (control characters) carries a character offset, not a line.
-    text = str(exc).split("\n", 1)[0]
-    return ConfigError([Issue("", f"not valid YAML: {text}", name)])
-
-
-def yaml_positions(name: str, text: str) -> dict[str, str]:
-    """`{dotted path: "name:line:col"}` of every value, from a round-trip parse."""
-    doc = YAML(typ="rt").load(text)
-    out: dict[str, str] = {}
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, CommentedMap):
-            for key in node:
-                sub = f"{path}.{key}" if path else str(key)
-                try:
-                    line, col = node.lc.value(key)
-                except (KeyError, TypeError):
-                    line, col = node.lc.key(key)
-                out[sub] = f"{name}:{line + 1}:{col + 1}"
-                walk(node[key], sub)
-        elif isinstance(node, CommentedSeq):
-            for i, item in enumerate(node):
-                sub = f"{path}[{i}]"
-                line, col = node.lc.item(i)
-                out[sub] = f"{name}:{line + 1}:{col + 1}"
-                walk(item, sub)
-
-    walk(doc, "")
-    return out
 
 
 class YamlFile(FileSource):

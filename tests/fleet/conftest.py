@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from selreload.sources._etcd import parse_endpoints, run_sync, with_client
+from selreload._etcd_client import parse_endpoints, run_sync, with_client
 
 from .etcd_server import INSTALL_HINT, EtcdServer
 

@@ -1,0 +1,278 @@
+"""The etcd watch supervisor: one key watched, a lease kept alive, the status written under it.
+
+One supervisor task on the loop thread keeps a session up:
+
+    connect -> watch KEY from the last revision seen + 1 -> grant a lease -> write status
+            -> (on any failure) drop the client, back off, reconnect and catch up
+
+It knows nothing of the source it serves: it gets a `KeySession`, the loop that session
+runs on, a `notify` to call and the statuses to write (`publish`), and hands back the
+latest value it saw (`pushed`) and the moment it stops (`on_stop`).
+
+`notify` is never called from the loop thread: a reload reads etcd, which needs the loop,
+so a small dispatcher thread makes the calls instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from .._etcd_client import CompactedError, KeyEvent, LoopThread, client_errors
+
+log = logging.getLogger("selreload.etcd")
+
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+
+
+class KeySession(Protocol):
+    """What the supervisor needs of a session (`selreload._etcd_client.Session`)."""
+
+    revision: int
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def get(self, key: str) -> tuple[bytes | None, int, int]: ...
+
+    async def watch(self, key: str, *, start_revision: int) -> AsyncIterator[KeyEvent]: ...
+
+    async def grant(self, ttl: int) -> int: ...
+
+    async def refresh(self, lease: int) -> int: ...
+
+    async def revoke(self, lease: int) -> None: ...
+
+    async def put(self, key: str, value: bytes, *, lease: int | None = None) -> None: ...
+
+    async def reconnect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Backoff:
+    """Exponential backoff with jitter, so a fleet does not reconnect in lockstep."""
+
+    def __init__(self, low: float = BACKOFF_MIN_S, high: float = BACKOFF_MAX_S) -> None:
+        self.low, self.high = low, high
+        self.delay = low
+
+    def reset(self) -> None:
+        self.delay = self.low
+
+    def next(self) -> float:
+        delay = self.delay * random.uniform(0.5, 1.0)
+        self.delay = min(self.delay * 2, self.high)
+        return delay
+
+
+class _LeaseLost(Exception):
+    """etcd no longer knows the lease (it expired while we were away)."""
+
+
+class EtcdWatch:
+    """A running watch of one key, with the lease that keeps `status_key` alive.
+
+    Args:
+        key: the watched key.
+        label: who watches, for the repr and thread names (the instance name).
+        session: the connection; shared with the source's reads, on `runner`'s loop.
+        runner: the loop thread the session runs on.
+        notify: called (from a dispatcher thread) after a change or a reconnect.
+        status_key: where `publish`ed statuses go, under this watch's lease.
+        lease_ttl: seconds the status outlives this process.
+        timeout: seconds for one etcd request.
+        status: the status to write as soon as a lease exists (the last one published).
+        on_stop: called once by `stop()`, after the lease is revoked; the loop thread is
+            then the caller's to stop.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        label: str,
+        session: KeySession,
+        runner: LoopThread,
+        notify: Callable[[str], None],
+        status_key: str,
+        lease_ttl: int,
+        timeout: float,
+        status: dict[str, Any] | None = None,
+        on_stop: Callable[[EtcdWatch], None] = lambda watch: None,
+    ) -> None:
+        self.key, self.label, self.runner = key, label, runner
+        self._session = session
+        self._notify = notify
+        self._status_key = status_key
+        self._lease_ttl = lease_ttl
+        self._timeout = timeout
+        self._status = status
+        self._on_stop = on_stop
+        # The latest event the connected watch delivered; one reference, assigned on the
+        # loop thread, read by the source's load(). None without a live watch.
+        self.pushed: KeyEvent | None = None
+        self._closing = False
+        self._wake = threading.Event()
+        self._dispatcher = threading.Thread(target=self._dispatch, name=f"selreload-etcd-notify {key}")
+        self._dispatcher.daemon = True
+        self._status_ready: asyncio.Event | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._lease: int | None = None
+        self._dispatcher.start()
+        self._task = runner.submit(self._supervise())
+
+    def __repr__(self) -> str:
+        return f"<EtcdWatch {self.key} as {self.label}>"
+
+    # --- the sync side --------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closing:
+                return
+            self._wake.clear()
+            try:
+                self._notify("etcd")
+            except Exception:  # the dispatcher must outlive a failing callback
+                log.exception("etcd %s: reload after a change failed", self.key)
+
+    def publish(self, status: dict[str, Any]) -> None:
+        """Queue a write of `status` (never blocks a reload); a later one replaces it."""
+        self._status = status
+        if self._closing:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: stop() is under way
+            self.runner.call_soon(self._status_changed)
+
+    def stop(self) -> None:
+        """Stop watching, revoke the lease (the status row goes at once), join the threads."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        # Join the dispatcher while the loop still runs: a reload in flight needs it. (Not
+        # when an applier stops the Reloader from that very reload.)
+        if threading.current_thread() is not self._dispatcher:
+            self._dispatcher.join(self._timeout + 2.0)
+        try:
+            self.runner.call(self._shutdown(), self._timeout + 1.0)
+        except Exception:  # etcd may be gone; the lease then just expires
+            log.debug("etcd %s: shutdown", self.key, exc_info=True)
+        self._on_stop(self)
+
+    # --- the loop side ----------------------------------------------------------------------
+
+    def _status_changed(self) -> None:
+        if self._status_ready is not None:
+            self._status_ready.set()
+
+    async def _shutdown(self) -> None:
+        task = self._supervisor
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        session, lease = self._session, self._lease
+        # Without an open client etcd is likely gone: do not wait on a new one to revoke.
+        if session.connected and lease is not None:
+            try:
+                await asyncio.wait_for(session.revoke(lease), self._timeout)
+            except client_errors():
+                log.debug("etcd %s: could not revoke lease %x", self.key, lease, exc_info=True)
+        await session.close()
+
+    async def _supervise(self) -> None:
+        backoff = Backoff()
+        self._supervisor = asyncio.current_task()
+        self._status_ready = asyncio.Event()
+        attempts = 0
+        while not self._closing:
+            connected: list[bool] = []
+            try:
+                await self._run_session(catch_up=attempts > 0, connected=connected, backoff=backoff)
+            except asyncio.CancelledError:
+                if self._closing or self._supervisor is None or self._supervisor.cancelling():
+                    raise
+                # Not us being stopped: gRPC cancelled a call because a load() closed the
+                # failed channel this session shared. That is a lost connection too.
+                log.debug("etcd %s: session call cancelled by a closed channel", self.key)
+                await self._session.reconnect()
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect, keeping the live config
+                if self._closing:
+                    return
+                if connected:
+                    log.warning("etcd %s: connection lost (%s); reconnecting", self.key, exc)
+                else:
+                    log.debug("etcd %s: cannot connect (%s)", self.key, exc)
+                await self._session.reconnect()
+            attempts += 1
+            await asyncio.sleep(backoff.next())
+
+    async def _run_session(self, *, catch_up: bool, connected: list[bool], backoff: Backoff) -> None:
+        session = self._session
+        if session.revision == 0:
+            await session.get(self.key)  # from now: the header revision of a read
+        try:
+            events = await session.watch(self.key, start_revision=session.revision + 1)
+        except CompactedError:
+            # History before the compaction is gone: read what etcd holds now instead.
+            await session.get(self.key)
+            events = await session.watch(self.key, start_revision=session.revision + 1)
+            catch_up = True
+        lease = await session.grant(self._lease_ttl)
+        self._lease = lease
+        connected.append(True)
+        backoff.reset()
+        if catch_up:
+            # An event seen before the outage may have reached a reload that could not read
+            # etcd any more: one reload now reads what etcd holds (UNCHANGED if nothing new).
+            log.info("etcd %s: reconnected at revision %d", self.key, session.revision)
+            self._wake.set()
+        if self._status is not None and self._status_ready is not None:
+            self._status_ready.set()  # the new lease needs the status written again
+        tasks = [
+            asyncio.ensure_future(self._events(events)),
+            asyncio.ensure_future(self._keepalive(lease)),
+            asyncio.ensure_future(self._write_status(lease)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended the session
+            raise ConnectionError("etcd watch ended")
+        finally:
+            self.pushed = None  # without a live watch, only a read is current
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _events(self, events: AsyncIterator[KeyEvent]) -> None:
+        async for event in events:
+            self.pushed = event
+            self._wake.set()
+
+    async def _keepalive(self, lease: int) -> None:
+        while True:
+            await asyncio.sleep(max(self._lease_ttl / 3.0, 0.2))
+            if await self._session.refresh(lease) <= 0:
+                raise _LeaseLost(f"lease {lease:x} expired")
+
+    async def _write_status(self, lease: int) -> None:
+        ready = self._status_ready
+        if ready is None:  # pragma: no cover - set before any session starts
+            return
+        while True:
+            await ready.wait()
+            ready.clear()
+            status = self._status
+            if status is not None:
+                body = json.dumps(status, sort_keys=True).encode("utf-8")
+                await self._session.put(self._status_key, body, lease=lease)

@@ -5,6 +5,7 @@ SelreloadError
  +-- PolicyError        a policy file that cannot be honoured (loosens a secret, typo'd glob)
  +-- ApplyError         an applier failed while the initial config was applied at start()
  +-- StateError         an operation the Reloader's lifecycle state does not allow
+ +-- WatchError         a directory could not be watched; also an `OSError` (errno kept)
 """
 
 from __future__ import annotations
@@ -61,3 +62,10 @@ class ApplyError(SelreloadError):
 
 class StateError(SelreloadError):
     """The Reloader is not in a state that allows the operation."""
+
+
+class WatchError(SelreloadError, OSError):
+    """A directory could not be watched (no inotify watches left, permission denied).
+
+    Also an `OSError` carrying the errno, so `except OSError` around a watch keeps working.
+    """

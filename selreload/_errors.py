@@ -6,6 +6,7 @@ SelreloadError
  +-- ApplyError         an applier failed while the initial config was applied at start()
  +-- StateError         an operation the Reloader's lifecycle state does not allow
  +-- UnknownVersionError  rollback() to a version `history` does not hold (also a KeyError)
+ +-- WatchError         a directory could not be watched; also an `OSError` (errno kept)
 """
 
 from __future__ import annotations
@@ -70,3 +71,10 @@ class UnknownVersionError(SelreloadError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() is the repr of its argument; this one is a sentence.
         return str(self.args[0]) if self.args else ""
+
+
+class WatchError(SelreloadError, OSError):
+    """A directory could not be watched (no inotify watches left, permission denied).
+
+    Also an `OSError` carrying the errno, so `except OSError` around a watch keeps working.
+    """

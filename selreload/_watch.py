@@ -1,24 +1,7 @@
-"""Turning file changes into reload requests: close and rename, never the first modify.
-
-Measured on Linux (see DESIGN.md): a read at the first `modified` event of an in-place
-write saw a torn file in 5% of trials, so a watch fires on `closed` (close after write) and
-on a rename or symlink landing on the watched name, never on `modified`. It watches the
-file's directory, not the file: a Kubernetes ConfigMap update renames `..data_tmp` onto
-`..data` and no event names the config file; vim renames the file away and writes a new
-one. It ignores `opened` and `closed_no_write`: the reload's own read makes those, and
-reacting to them would feed back forever. The parent directory is watched too, so a
-directory renamed away and replaced by a new one is noticed and watched again.
-
-Triggers are throttled, never delayed: the first event notifies at once (leading edge);
-whatever arrives while that reload runs, or within `quiet` seconds after it, becomes one
-more (trailing) notification. Spurious notifications are cheap: the Reloader compares
-layer digests and calls an unchanged file UNCHANGED without parsing it.
-"""
+"""Turning the changes of one config file into reload requests: on close and rename, never modify."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
 import pathlib
@@ -28,21 +11,13 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
+from watchdog.events import FileSystemEvent
+
+from ._debounce import Debounce, Fire
+from ._errors import WatchError
+from ._watch_hub import _Hub, _hub, _Listener, generation
+
+__all__ = ["MODES", "TRIGGER", "WatchError", "watch_path"]
 
 log = logging.getLogger("selreload")
 
@@ -52,257 +27,10 @@ TRIGGER: Final = "file"
 MODES: Final = ("auto", "inotify", "poll")
 
 _K8S_DATA: Final = "..data"
-# How long a removed file may stay missing before it is reported: an editor that renames
-# the file away creates the new one microseconds later, and must not cause a warning.
-_MISSING_GRACE: Final = 0.1
-# A write in progress (a modify seen, its close not yet) holds a notification back, but
-# not forever: a writer may keep the file open (an mmap, a stuck process).
-_WRITE_HOLD: Final = 1.0
 # Events the reload's own read causes (opened, closed_no_write) or that carry no new
-# content (attrib); reacting to them would feed back into new events. The kernel is not
-# even asked for them (the inotify mask follows the filter); every event not asked for is
-# one less trip through watchdog's three threads before the one that matters.
+# content (attrib): reacting to them would feed back into new events forever. The hub
+# does not even ask for them (`_watch_hub._WANTED`); this is the second line.
 _IGNORED: Final = frozenset({"opened", "closed_no_write", "attrib"})
-_WANTED: Final[list[type[FileSystemEvent]]] = [
-    FileClosedEvent,
-    FileModifiedEvent,
-    FileCreatedEvent,
-    DirCreatedEvent,
-    FileMovedEvent,
-    DirMovedEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-]
-
-
-class WatchError(OSError):
-    """A directory could not be watched (no inotify watches left, permission denied)."""
-
-
-# --- one observer per kind, shared by every watch in the process ---------------------------
-
-
-Route = Callable[[str, FileSystemEvent], None]
-"""How an observer hands an event of a scheduled directory to the hub."""
-
-
-class _Listener:
-    """What the hub calls from the observer thread; it must only record and wake."""
-
-    def on_child(self, event: FileSystemEvent) -> None: ...
-
-    def on_dir(self, event: FileSystemEvent, path: str) -> None: ...
-
-
-class _Entry:
-    __slots__ = ("holds", "last_rearm", "listeners", "watch")
-
-    def __init__(self) -> None:
-        self.holds = 0
-        self.listeners: tuple[_Listener, ...] = ()
-        self.watch: ObservedWatch | None = None
-        self.last_rearm: FileSystemEvent | None = None
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, hub: _Hub, directory: str) -> None:
-        self._hub = hub
-        self._directory = directory
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        self._hub.route(self._directory, event)
-
-
-class _Hub:
-    """One watchdog observer shared by the watches of one kind, started with the first
-    watch and stopped (threads joined) with the last.
-
-    Lock order: the observer holds its own lock while it calls `route`, so `route` never
-    takes the hub's lock: it reads `_routes`, a dict that is replaced, never mutated.
-    """
-
-    def __init__(self, kind: str, make: Callable[[Route], BaseObserver]) -> None:
-        self.kind = kind
-        self._make = make
-        self._lock = threading.Lock()
-        self._observer: BaseObserver | None = None
-        self._entries: dict[str, _Entry] = {}
-        self._routes: dict[str, tuple[_Listener, ...]] = {}
-
-    def __repr__(self) -> str:
-        return f"<watch hub {self.kind}: {len(self._entries)} directories>"
-
-    def attach(self, listener: _Listener, directory: str) -> None:
-        """Watch `directory` for `listener`, and its parent, to see it replaced."""
-        parent = os.path.dirname(directory)
-        with self._lock:
-            try:
-                if self._observer is None:
-                    observer = self._make(self.route)
-                    observer.start()
-                    self._observer = observer
-                self._hold(directory, listener)
-                if parent != directory:
-                    try:
-                        self._hold(parent, None)
-                    except BaseException:
-                        self._release(directory, listener)
-                        raise
-            finally:
-                stopping = self._stop_if_idle()
-        if stopping is not None:
-            _stop_observer(stopping)
-
-    def detach(self, listener: _Listener, directory: str) -> None:
-        parent = os.path.dirname(directory)
-        with self._lock:
-            self._release(directory, listener)
-            if parent != directory:
-                self._release(parent, None)
-            stopping = self._stop_if_idle()
-        if stopping is not None:
-            _stop_observer(stopping)
-
-    def rearm(self, directory: str, cause: FileSystemEvent) -> None:
-        """Watch `directory` again: the inode the old watch follows is no longer there.
-        Several listeners of one directory pass the same event; only the first rearms."""
-        with self._lock:
-            entry = self._entries.get(directory)
-            if entry is None or entry.last_rearm is cause:
-                return
-            entry.last_rearm = cause
-            self._unschedule(entry)
-            with contextlib.suppress(WatchError):
-                self._schedule(entry, directory)
-
-    def route(self, directory: str, event: FileSystemEvent) -> None:
-        """Called by an observer's thread for every event of a scheduled directory."""
-        routes = self._routes
-        paths = [os.fsdecode(event.src_path)]
-        if event.dest_path:
-            paths.append(os.fsdecode(event.dest_path))
-        if any(os.path.dirname(p) == directory for p in paths):
-            for listener in routes.get(directory, ()):
-                listener.on_child(event)
-        for path in paths:
-            for listener in routes.get(path, ()):
-                listener.on_dir(event, path)
-
-    # the rest runs with self._lock held
-
-    def _hold(self, directory: str, listener: _Listener | None) -> None:
-        entry = self._entries.get(directory)
-        if entry is None:
-            entry = _Entry()
-            self._schedule(entry, directory)
-            self._entries[directory] = entry
-        entry.holds += 1
-        if listener is not None:
-            entry.listeners = (*entry.listeners, listener)
-            self._publish()
-
-    def _release(self, directory: str, listener: _Listener | None) -> None:
-        entry = self._entries.get(directory)
-        if entry is None:
-            return
-        entry.holds -= 1
-        if listener is not None:
-            entry.listeners = tuple(x for x in entry.listeners if x is not listener)
-        if entry.holds <= 0:
-            del self._entries[directory]
-            self._unschedule(entry)
-        self._publish()
-
-    def _publish(self) -> None:
-        self._routes = {d: e.listeners for d, e in self._entries.items() if e.listeners}
-
-    def _schedule(self, entry: _Entry, directory: str) -> None:
-        if self._observer is None:
-            return
-        try:
-            # follow_symlink: a config directory that is a symlink is watched where it points.
-            entry.watch = self._observer.schedule(
-                _Handler(self, directory), directory, recursive=False, event_filter=_WANTED, follow_symlink=True
-            )
-        except (FileNotFoundError, NotADirectoryError):
-            # Not there (yet): the parent's watch sees it arrive and rearms.
-            entry.watch = None
-        except OSError as exc:
-            hint = " (raise fs.inotify.max_user_watches)" if exc.errno == errno.ENOSPC else ""
-            raise WatchError(exc.errno, f"cannot watch {directory}: {exc.strerror or exc}{hint}") from exc
-
-    def _unschedule(self, entry: _Entry) -> None:
-        watch, entry.watch = entry.watch, None
-        if watch is not None and self._observer is not None:
-            # KeyError: the emitter already stopped itself (its directory was deleted).
-            with contextlib.suppress(KeyError):
-                self._observer.unschedule(watch)
-
-    def _stop_if_idle(self) -> BaseObserver | None:
-        if self._entries:
-            return None
-        observer, self._observer = self._observer, None
-        return observer
-
-
-def _native_observer(route: Route) -> BaseObserver:
-    """The platform's observer; on Linux, one that reports a rename without waiting and
-    hands events straight to `route`.
-
-    watchdog holds every IN_MOVED_FROM for up to 0.5 s to pair it with its IN_MOVED_TO, and
-    its queue sleeps out that delay even when the pair arrives a microsecond later: measured
-    here, 1 ConfigMap swap in 60 took 500 ms. A watch needs no pairs (a name arriving is
-    a trigger, a name leaving is a check), so it asks for unpaired moves reported as they
-    come ("full events": a move with an empty source or destination) and drops the delay.
-    Routing from the emitter thread skips one thread hop (the observer's queue), about
-    0.1 ms of the save-to-reload latency; `route` only records and wakes, so it is safe there.
-    """
-    try:
-        from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
-    except ImportError:  # not Linux
-        return Observer()
-
-    class PromptEmitter(InotifyFullEmitter):
-        def on_thread_start(self) -> None:
-            super().on_thread_start()
-            queue = getattr(getattr(getattr(self, "_inotify", None), "_move_event_grouper", None), "_queue", None)
-            if isinstance(getattr(queue, "delay", None), int | float):
-                queue.delay = 0.0  # type: ignore[union-attr]
-
-        def queue_event(self, event: FileSystemEvent) -> None:
-            if isinstance(event, tuple(_WANTED)):
-                route(self.watch.path, event)
-
-    observer = InotifyObserver(generate_full_events=True)
-    if hasattr(observer, "_emitter_class"):
-        observer._emitter_class = PromptEmitter
-    return observer
-
-
-def _stop_observer(observer: BaseObserver) -> None:
-    observer.stop()
-    if observer is not threading.current_thread():
-        observer.join()
-
-
-_HUBS: dict[tuple[str, float], _Hub] = {}
-_HUBS_LOCK = threading.Lock()
-
-
-def _hub(kind: str, poll_interval: float) -> _Hub:
-    key = (kind, poll_interval if kind == "poll" else 0.0)
-    with _HUBS_LOCK:
-        hub = _HUBS.get(key)
-        if hub is None:
-            if kind == "poll":
-                hub = _Hub(f"poll every {poll_interval:g}s", lambda route: PollingObserver(timeout=poll_interval))
-            else:
-                hub = _Hub("native", _native_observer)
-            _HUBS[key] = hub
-        return hub
-
-
-# --- one watched file ----------------------------------------------------------------------
 
 
 def _is_regular(path: str) -> bool:
@@ -313,7 +41,18 @@ def _is_regular(path: str) -> bool:
 
 
 class _PathWatcher(_Listener):
-    """The running watch of one file that `watch_path` returns; `stop()` ends it."""
+    """The running watch of one file that `watch_path` returns; `stop()` ends it.
+
+    Measured on Linux (see DESIGN.md): a read at the first `modified` event of an in-place
+    write saw a torn file in 5% of trials, so a watch fires on `closed` (close after write)
+    and on a rename or symlink landing on the watched name, never on `modified`. It watches
+    the file's directory, not the file: a Kubernetes ConfigMap update renames `..data_tmp`
+    onto `..data` and no event names the config file; vim renames the file away and writes
+    a new one. The parent directory is watched too, so a directory renamed away and
+    replaced by a new one is noticed and watched again. When to notify is `Debounce`'s
+    call; spurious notifications are cheap (the Reloader compares layer digests and calls
+    an unchanged file UNCHANGED without parsing it).
+    """
 
     def __init__(
         self,
@@ -328,24 +67,26 @@ class _PathWatcher(_Listener):
         self.mode = hub.kind
         self._notify = notify
         self._hub = hub
-        self._quiet = quiet
+        self._generation = generation()
         self._polling = polling
         self._dir = str(path.parent)
         self._name = path.name
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards the three below and `_debounce`
         self._stopping = False
-        self._pending = False  # a notification is wanted
-        self._hold_until = 0.0  # a wanted notification waits until then (trailing edge)
-        self._writing_until = 0.0  # a write to the file is in progress until its close, or then
-        self._due: float | None = None  # when to look whether the file is still missing
-        self._due_notify = False  # at `_due`, notify if the file exists
-        self._rearm: FileSystemEvent | None = None
-        self._missing = False  # reported missing and not seen since
+        self._debounce = Debounce(quiet=quiet)
+        self._rearm: FileSystemEvent | None = None  # the event that asks to watch `_dir` anew
+        self._missing = False  # reported missing and not seen since; the worker's only
         self._thread = threading.Thread(target=self._run, name=f"selreload-watch:{path.name}", daemon=True)
 
     def __repr__(self) -> str:
-        state = "stopped" if self._stopping else "watching"
+        state = "forked" if self.forked else "stopped" if self._stopping else "watching"
         return f"<Watcher {state} {str(self.path)!r} ({self.mode})>"
+
+    @property
+    def forked(self) -> bool:
+        """Started in an ancestor of this process (before a fork()): it sees nothing here;
+        make a new watch (`stop()` on this one does nothing)."""
+        return self._generation != generation()
 
     def start(self) -> None:
         self._hub.attach(self, self._dir)
@@ -353,6 +94,11 @@ class _PathWatcher(_Listener):
 
     def stop(self) -> None:
         """Stop watching and join the thread (idempotent; a reload in progress finishes)."""
+        if self.forked:
+            # Its thread and observer are the parent's: touching them here would take locks
+            # another thread may have held at fork() and tear down the parent's inotify watches.
+            self._stopping = True
+            return
         with self._cond:
             if self._stopping:
                 return
@@ -377,7 +123,7 @@ class _PathWatcher(_Listener):
             # the close, and hold back a trailing notification until then.
             if src == self._name:
                 with self._cond:
-                    self._writing_until = time.monotonic() + _WRITE_HOLD
+                    self._debounce.on_write(time.monotonic())
             return
         targets = self._targets(src, dest)
         if kind in ("closed", "modified"):
@@ -387,14 +133,14 @@ class _PathWatcher(_Listener):
             if dest in targets:
                 self._kick(wrote=dest == self._name)
             elif src in targets:
-                self._check_later(notify=False)
+                self._gone()
         elif kind == "created":
             # A new regular file is empty at creation; its close (inotify) follows. A
             # symlink or directory (`..data`) is complete when it appears.
             if src in targets and (self._polling or not _is_regular(os.fsdecode(event.src_path))):
                 self._kick()
         elif kind == "deleted" and src in targets:
-            self._check_later(notify=False)
+            self._gone()
 
     def on_dir(self, event: FileSystemEvent, path: str) -> None:
         kind = event.event_type
@@ -403,21 +149,20 @@ class _PathWatcher(_Listener):
             # A directory renamed into place is complete: watch it, then read it.
             with self._cond:
                 self._rearm = event
-                self._pending = True
+                self._debounce.on_event(time.monotonic())
                 self._cond.notify()
         elif kind == "created" and src == path:
             # mkdir in place: files may still be written; their closes reach the new
             # watch, and a file already closed before it is read after the quiet window.
             with self._cond:
                 self._rearm = event
-                self._due = time.monotonic() + self._quiet
-                self._due_notify = True
+                self._debounce.on_directory_created(time.monotonic())
                 self._cond.notify()
         elif (kind == "moved" and src == path) or (kind == "deleted" and src == path):
             with self._cond:
                 self._rearm = event
                 self._cond.notify()
-            self._check_later(notify=False)
+            self._gone()
 
     def _targets(self, *seen: str) -> set[str]:
         """Names in the directory whose change may change the file: the file itself,
@@ -443,15 +188,12 @@ class _PathWatcher(_Listener):
 
     def _kick(self, *, wrote: bool = False) -> None:
         with self._cond:
-            if wrote:
-                self._writing_until = 0.0
-            self._pending = True
+            self._debounce.on_event(time.monotonic(), wrote=wrote)
             self._cond.notify()
 
-    def _check_later(self, *, notify: bool) -> None:
+    def _gone(self) -> None:
         with self._cond:
-            self._due = time.monotonic() + _MISSING_GRACE
-            self._due_notify = self._due_notify or notify
+            self._debounce.on_gone(time.monotonic())
             self._cond.notify()
 
     # the worker thread: the only one that calls notify
@@ -464,26 +206,18 @@ class _PathWatcher(_Listener):
                         return
                     now = time.monotonic()
                     rearm, self._rearm = self._rearm, None
-                    ready = max(self._hold_until, self._writing_until)
-                    fire = self._pending and now >= ready
-                    due = self._due is not None and now >= self._due
-                    if rearm is not None or fire or due:
+                    fire: Fire | None = self._debounce.due(now)
+                    if rearm is not None or fire is not None:
                         break
-                    waits = [t - now for t in (ready if self._pending else None, self._due) if t is not None]
-                    self._cond.wait(min(waits) if waits else None)
-                if fire:
-                    self._pending = False
-                due_notify = False
-                if due:
-                    due_notify, self._due, self._due_notify = self._due_notify, None, False
+                    deadline = self._debounce.deadline()
+                    self._cond.wait(None if deadline is None else deadline - now)
             if rearm is not None:
                 self._hub.rearm(self._dir, rearm)
-            present: bool | None = None
-            if due:
-                present = os.path.exists(self.path)
-                # Missing: the source decides (an optional file is an absent layer).
-                fire = fire or not present or due_notify
-            if fire:
+            if fire is None:
+                continue
+            # Missing: the source decides (an optional file is an absent layer).
+            present = os.path.exists(self.path) if fire.check else None
+            if fire.notify or present is False:
                 self._fire(present)
 
     def _fire(self, present: bool | None) -> None:
@@ -504,7 +238,7 @@ class _PathWatcher(_Listener):
         except Exception:  # the watch must outlive any failure of one reload
             log.exception("config file %s: reload request failed", self.path)
         with self._cond:
-            self._hold_until = time.monotonic() + self._quiet
+            self._debounce.fired(time.monotonic())
 
 
 def watch_path(
@@ -531,7 +265,8 @@ def watch_path(
         poll_interval: seconds between two scans in `"poll"` mode.
 
     Returns:
-        The running watch; its `stop()` joins every thread it started.
+        The running watch; its `stop()` joins every thread it started. In a child process
+        after fork() it is dead (`forked` is true): make a new one.
 
     Raises:
         ValueError: an unknown `mode`.

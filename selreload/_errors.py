@@ -5,6 +5,7 @@ SelreloadError
  +-- PolicyError        a policy file that cannot be honoured (loosens a secret, typo'd glob)
  +-- ApplyError         an applier failed while the initial config was applied at start()
  +-- StateError         an operation the Reloader's lifecycle state does not allow
+ +-- AuditWriteError    an audit record did not reach the disk (also an OSError)
 """
 
 from __future__ import annotations
@@ -61,3 +62,20 @@ class ApplyError(SelreloadError):
 
 class StateError(SelreloadError):
     """The Reloader is not in a state that allows the operation."""
+
+
+class AuditWriteError(SelreloadError, OSError):
+    """An audit record could not be written or fsynced (disk full, file too large, I/O
+    error). `errno` is the cause's; the chain is left consistent: the head did not advance
+    and the next append starts on a fresh line.
+
+    Attributes:
+        record: the record that was not written.
+    """
+
+    def __init__(self, errno: int | None, strerror: str, filename: str, record: dict[str, object]) -> None:
+        super().__init__(errno, strerror, filename)
+        self.record = record
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write the audit record: {self.strerror}"

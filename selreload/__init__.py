@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
 from ._change import UNSET, Change, Policy
-from ._errors import ApplyError, ConfigError, Issue, PolicyError, SelreloadError, StateError
+from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, PolicyError, SelreloadError, StateError
 from ._explain import Explanation, explain
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
@@ -25,6 +25,7 @@ __all__ = [
     "ApplyError",
     "AuditLog",
     "AuditVerification",
+    "AuditWriteError",
     "Change",
     "ConfigError",
     "Env",

@@ -1,7 +1,7 @@
 """The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push.
 
-Exit codes: 0 success; 1 invalid config, tampered audit file or any runtime error;
-2 a usage error (argparse), or for `plan`, restart-only changes present.
+Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
+runtime error; 2 a usage error (argparse), or for `plan`, restart-only changes present.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import pathlib
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from . import _layers
@@ -253,20 +253,55 @@ def cmd_policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _audit_key(args: argparse.Namespace) -> bytes | None:
+    from ._audit import load_key
+
+    key_file = args.key_file or os.environ.get("SELRELOAD_AUDIT_KEY_FILE") or None
+    try:
+        return load_key(key_file=key_file)
+    except OSError as exc:
+        raise CliError(f"{key_file}: cannot read the key file: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ._audit import verify_audit
 
     _existing(args.file)
+    key = _audit_key(args)
     try:
-        found = verify_audit(args.file)
+        found = verify_audit(args.file, key=key)
     except OSError as exc:
         raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    for problem in found.problems:
+        print(f"{args.file}:{problem.line}: {problem.reason}", file=err)
+    if found.omitted:
+        print(f"{args.file}: +{found.omitted} more bad lines not listed", file=err)
     if found.ok:
         print(f"{args.file}: {found}", file=out)
         return EXIT_OK
-    print(f"{args.file}:{found.first_bad}: {found.reason}", file=err)
-    print(f"{PROG}: {args.file}: TAMPERED: the hash chain breaks at line {found.first_bad}", file=err)
+    if found.tampered:
+        count = len(found.tampered) + found.omitted
+        print(
+            f"{PROG}: {args.file}: TAMPERED: the hash chain breaks at line {found.first_bad}"
+            f" ({count} bad line{'s' if count > 1 else ''})",
+            file=err,
+        )
+    else:
+        print(f"{PROG}: {args.file}: keyed (hmac-sha256) records not checked: pass --key-file", file=err)
     return EXIT_FAIL
+
+
+def cmd_audit_head(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._audit import audit_head
+
+    _existing(args.file)
+    try:
+        print(audit_head(args.file), file=out)
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    return EXIT_OK
 
 
 def _audit_line(record: dict[str, Any]) -> str:
@@ -290,19 +325,24 @@ def _audit_line(record: dict[str, Any]) -> str:
 
 
 def cmd_audit_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._audit import read_audit
+    import collections
+
+    from ._audit import AuditLine, scan_audit
 
     _existing(args.file)
+    key = _audit_key(args)
     try:
-        records = read_audit(args.file)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+        lines: Iterable[AuditLine] = scan_audit(args.file, key=key)  # streamed
+        if args.last is not None:  # only the last N lines held in memory
+            lines = collections.deque(lines, maxlen=max(args.last, 0))
+        for line in lines:
+            if line.kind in ("torn", "tampered"):
+                mark = f"-- line {line.number}: {line.kind.upper()}: {line.reason}"
+                print(mark, file=err if args.json else out)
+            if line.record is not None:
+                print(json.dumps(line.record, default=str) if args.json else _audit_line(line.record), file=out)
     except OSError as exc:
         raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
-    if args.last is not None:
-        records = records[-args.last :] if args.last > 0 else []
-    for record in records:
-        print(json.dumps(record, default=str) if args.json else _audit_line(record), file=out)
     return EXIT_OK
 
 
@@ -409,17 +449,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policies(p)
     p.set_defaults(func=cmd_policies)
 
-    audit = sub.add_parser("audit", help="verify or show an audit log").add_subparsers(
-        dest="audit_command", required=True, metavar="verify|show"
+    audit = sub.add_parser("audit", help="verify, show or anchor an audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="verify|show|head"
     )
-    p = audit.add_parser("verify", help="check the hash chain (exit 0 intact, 1 tampered)")
+    key_help = "the HMAC key of a keyed chain (default: $SELRELOAD_AUDIT_KEY_FILE)"
+    p = audit.add_parser("verify", help="check the hash chain (exit 0 intact, torn lines named; 1 tampered)")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--key-file", metavar="F", help=key_help)
     p.set_defaults(func=cmd_audit_verify)
-    p = audit.add_parser("show", help="print the records")
+    p = audit.add_parser("show", help="print the records, marking torn and tampered lines")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--last", type=int, metavar="N", help="only the last N records")
-    p.add_argument("--json", action="store_true", help="one JSON record per line")
+    p.add_argument("--last", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("--json", action="store_true", help="one JSON record per line (marks on stderr)")
+    p.add_argument("--key-file", metavar="F", help=key_help)
     p.set_defaults(func=cmd_audit_show)
+    p = audit.add_parser("head", help="print the hash of the last intact record (to anchor the chain elsewhere)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_audit_head)
 
     p = sub.add_parser("demo", help="run the demo web service")
     p.add_argument("--config", default="selreload-demo/config.yaml", metavar="PATH", help="created when missing")

@@ -7,6 +7,7 @@ SelreloadError
  +-- StateError         an operation the Reloader's lifecycle state does not allow
  +-- UnknownVersionError  rollback() to a version `history` does not hold (also a KeyError)
  +-- WatchError         a directory could not be watched; also an `OSError` (errno kept)
+ +-- AuditWriteError    an audit record did not reach the disk (also an OSError)
 """
 
 from __future__ import annotations
@@ -78,3 +79,20 @@ class WatchError(SelreloadError, OSError):
 
     Also an `OSError` carrying the errno, so `except OSError` around a watch keeps working.
     """
+
+
+class AuditWriteError(SelreloadError, OSError):
+    """An audit record could not be written or fsynced (disk full, file too large, I/O
+    error). `errno` is the cause's; the chain is left consistent: the head did not advance
+    and the next append starts on a fresh line.
+
+    Attributes:
+        record: the record that was not written.
+    """
+
+    def __init__(self, errno: int | None, strerror: str, filename: str, record: dict[str, object]) -> None:
+        super().__init__(errno, strerror, filename)
+        self.record = record
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write the audit record: {self.strerror}"

@@ -52,6 +52,12 @@ def _families(registry: CollectorRegistry) -> dict[str, Any]:
                     ["config", "applier"],
                     registry=registry,
                 ),
+                "audit_failures": Counter(
+                    "selreload_audit_failures",
+                    "Audit records that could not be written (disk full, I/O error).",
+                    ["config"],
+                    registry=registry,
+                ),
             }
             _FAMILIES[registry] = fam
         return fam
@@ -68,6 +74,7 @@ class Metrics:
         self._last_success = fam["last_success"].labels(config=name)
         self._restart_pending = fam["restart_pending"].labels(config=name)
         self._applier_failures = fam["applier_failures"]
+        self._audit_failures = fam["audit_failures"].labels(config=name)  # a zero series from the start
         self._name = name
 
     def observe(self, result: ReloadResult, *, restart_pending: int, ts: float) -> None:
@@ -83,3 +90,7 @@ class Metrics:
     def applier_failed(self, applier: str) -> None:
         """Count one failure of `applier` (its apply or its rollback)."""
         self._applier_failures.labels(config=self._name, applier=applier).inc()
+
+    def audit_failed(self) -> None:
+        """Count one audit record that could not be written."""
+        self._audit_failures.inc()

@@ -263,12 +263,15 @@ def test_an_empty_file_verifies(tmp_path: pathlib.Path) -> None:
     assert sr.read_audit(path) == []
 
 
-def test_read_audit_names_the_bad_line(trail: pathlib.Path) -> None:
-    """read_audit returns the records in order and names file:line:col of a bad line."""
+def test_read_audit_names_the_bad_line_and_skips_torn_ones(trail: pathlib.Path) -> None:
+    """read_audit returns the records in order, skips a torn line (a write cut short) and
+    names file:line:col of a line that is no record at all."""
     assert [r["version"] for r in sr.read_audit(trail)] == [1, 2, 2, 2, 3]
     rows = lines(trail)
-    write_lines(trail, [*rows[:3], '{"ts": ', *rows[3:]])
-    with pytest.raises(ValueError, match=r"audit\.jsonl:4:8: not a JSON record"):
+    write_lines(trail, [*rows[:3], '{"ts": "2026-01-01T00:0', *rows[3:]])
+    assert [r["version"] for r in sr.read_audit(trail)] == [1, 2, 2, 2, 3]
+    write_lines(trail, [*rows[:3], 'x{"ts": ', *rows[3:]])
+    with pytest.raises(ValueError, match=r"audit\.jsonl:4:1: not a JSON record"):
         sr.read_audit(trail)
 
 
@@ -300,7 +303,9 @@ def test_record_denied_is_chained_like_any_record(tmp_path: pathlib.Path) -> Non
     rec = audit.record_denied(
         config="svc", actor="10.0.0.7", action="POST /reload", reason="wrong token", version=1, digest="d"
     )
-    assert list(rec) == FIELDS
+    assert rec is not None
+    assert list(rec) == [*FIELDS[:-2], "count", *FIELDS[-2:]]
+    assert rec["count"] == 1
     assert rec["outcome"] == "denied" and rec["trigger"] == "POST /reload"
     assert rec["errors"] == ["wrong token"] and rec["changes"] == []
     assert rec["version"] == rec["previous_version"] == 1
@@ -350,7 +355,7 @@ def test_every_record_is_fsynced(tmp_path: pathlib.Path, monkeypatch: pytest.Mon
         real_fsync(fd)
 
     path = tmp_path / "audit.jsonl"
-    audit = sr.AuditLog(path)
+    audit = sr.AuditLog(path, denial_window=0)  # every denial its own record
     audit.record_denied(config="c", actor=None, action="x", reason="y")  # creates the file
     monkeypatch.setattr(os, "fsync", spy)
     for _ in range(3):
@@ -372,8 +377,10 @@ def test_a_torn_last_line_is_reported_and_the_chain_goes_on(trail: pathlib.Path)
     rows = lines(trail)
     assert len(rows) == 7 and json.loads(rows[-1]) == rec
     result = sr.verify_audit(trail)
-    assert (result.ok, result.first_bad) == (False, 6)
-    assert "torn" in result.reason
+    assert (result.ok, result.first_bad, result.torn, result.tampered) == (True, None, (6,), ())
+    assert result.last_hash == rec["hash"]
+    assert [(p.line, p.kind) for p in result.problems] == [(6, "torn")]
+    assert str(result).endswith("1 torn line skipped (6)")
 
 
 def test_a_rotated_file_starts_a_new_chain(trail: pathlib.Path) -> None:

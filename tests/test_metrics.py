@@ -25,6 +25,7 @@ NAMES = {
     "selreload_last_success_timestamp_seconds",
     "selreload_restart_pending",
     "selreload_applier_failures_total",
+    "selreload_audit_failures_total",
 }
 
 

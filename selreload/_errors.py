@@ -4,6 +4,7 @@ SelreloadError
  +-- ConfigError        invalid config: every `Issue` with its path and origin
  +-- PolicyError        a policy file that cannot be honoured (loosens a secret, typo'd glob)
  +-- ApplyError         an applier failed while the initial config was applied at start()
+ +-- ApplierTimeoutError  an applier did not return within its deadline (also a TimeoutError)
  +-- StateError         an operation the Reloader's lifecycle state does not allow
  +-- UnknownVersionError  rollback() to a version `history` does not hold (also a KeyError)
  +-- WatchError         a directory could not be watched; also an `OSError` (errno kept)
@@ -60,6 +61,10 @@ class PolicyError(SelreloadError):
 
 class ApplyError(SelreloadError):
     """An applier failed while start() applied the initial config."""
+
+
+class ApplierTimeoutError(SelreloadError, TimeoutError):
+    """An applier (or its rollback) did not return within the Reloader's `applier_timeout`."""
 
 
 class StateError(SelreloadError):

@@ -99,6 +99,7 @@ class Attempt:
 
     trigger: str
     actor: str | None = None
+    span: Any = None  # its `selreload.reload` span, when tracing is on
     t0: float = attrs.field(factory=time.perf_counter)
 
     def result(self, outcome: Outcome, live: Live[Any], *, previous: int | None = None, **parts: Any) -> ReloadResult:

@@ -33,14 +33,14 @@ from ._plan import Planner
 from ._policy import PolicyInput, load_policies
 from ._record import AuditRecorder, Fanout, LogRecorder, MetricsRecorder, ReporterRecorder, SubscriberRecorder
 from ._result import Outcome, Plan, ReloadResult
-from ._routes import Route, Routes, applier_name
+from ._routes import Batch, Route, Routes, applier_name
 from ._schema import Schema
-from ._signals import SignalTrigger
 from ._snapshot import Origins, Snapshot
 from ._structure import Structurer
 from ._tracing import Tracing
-from ._trigger import Coalescer
-from ._typing import Layer, Reporter, Source, Watcher
+from ._transaction import Deadline
+from ._trigger import Coalescer, Triggers
+from ._typing import Layer, Reporter, Source
 
 __all__ = ["Reloader", "State"]
 
@@ -96,6 +96,9 @@ class Reloader(Generic[C]):
         history: how many snapshots `history` keeps for `rollback()`.
         name: the `config` label of metrics and the name in audit records.
         strict: a restart-only change rejects the whole reload, hot changes included.
+        applier_timeout: seconds an applier (or rollback) call may take; past it the
+            reload is undone and DEGRADED, and the lock is released. Appliers then run on
+            a worker thread with the caller's context. `None`: inline, no deadline.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -105,21 +108,21 @@ class Reloader(Generic[C]):
     # read CPython has (a plain attribute still: no property, no Python code runs).
     __slots__ = (
         "__weakref__",
+        "_call",
         "_coalescer",
         "_history",
+        "_inside_reload",
         "_live",
         "_metrics",
         "_pin",
         "_planner",
         "_record",
         "_routes",
-        "_signals",
         "_structurer",
         "_subscribers",
         "_tracing",
-        "_watchers",
+        "_triggers",
         "_write",
-        "_writer",
         "audit",
         "current",
         "name",
@@ -144,6 +147,7 @@ class Reloader(Generic[C]):
         history: int = 10,
         name: str = "default",
         strict: bool = False,
+        applier_timeout: float | None = 5.0,
     ) -> None:
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies))
@@ -173,13 +177,16 @@ class Reloader(Generic[C]):
         self._pin: contextvars.ContextVar[Snapshot[C] | None] = contextvars.ContextVar(
             f"selreload.pin.{name}.{id(self):x}", default=None
         )
-        # One writer at a time. Re-entrant so that an applier or subscriber calling
-        # plan() or status() on its own Reloader does not deadlock.
+        # One writer at a time. Re-entrant so that a subscriber (which runs on the
+        # reloading thread) calling on() does not deadlock; plan() and status() take no lock.
         self._write = threading.RLock()
-        self._writer: int | None = None  # the thread inside reload()/rollback(), if any
+        # Set while this Reloader runs a reload; copied into applier calls with the context.
+        self._inside_reload: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"selreload.inside.{name}.{id(self):x}", default=False
+        )
+        self._call = Deadline(applier_timeout, name=name) if applier_timeout else None
         self._coalescer = Coalescer(self._drain, inside=self._inside, name=name)
-        self._watchers: list[Watcher] = []
-        self._signals: SignalTrigger | None = None
+        self._triggers = Triggers(self.sources, self._coalescer, name=name)
         self._live: Live[C] = Live()
         self.snapshot: Snapshot[C] | None = None
         self.current = _NotStarted(name)  # type: ignore[assignment]
@@ -213,17 +220,14 @@ class Reloader(Generic[C]):
         """
         if self._live.state is State.RUNNING:
             raise StateError(f"reloader {self.name!r} is already running")
-        watchers = [w for w in (s.watch(self.request_reload) for s in self.sources) if w is not None]
+        self._triggers.start()
         try:
             with self._write, self._tracing.reload("start") as span:
-                result = self._start_locked(Attempt("start"))
-                self._tracing.finish(span, result)
-                self._watchers = watchers
+                self._start_locked(Attempt("start", span=span))
                 self._live = self._live.evolve(state=State.RUNNING)
         except BaseException:
             # Outside the lock: a watcher thread may be waiting for it to reload.
-            for w in watchers:
-                w.stop()
+            self._triggers.stop()
             raise
         return _live_snapshot(self._live)
 
@@ -234,13 +238,7 @@ class Reloader(Generic[C]):
         previous = self._live
         snapshot = self._snapshot(config, flat, previous.version + 1, Origins(lambda: _layers.origins(flat, layers)))
         batches = self._routes.batches(self._planner.initial(flat))
-        tx = _transaction.run(
-            batches, snapshot, snapshot, span=self._tracing.step, scrub=_mask.scrubber(self.schema, flat)
-        )
-        if tx.outcome is not Outcome.APPLIED:
-            for applier in tx.failed:
-                self._metrics.applier_failed(applier)
-            raise ApplyError("\n".join(str(e) for e in tx.errors))
+        self._initial(batches, snapshot, flat)
         live = Live(
             state=previous.state,
             snapshot=snapshot,
@@ -248,17 +246,14 @@ class Reloader(Generic[C]):
             inputs=tuple(layer.digest for layer in layers),
             start_origins=snapshot.origins,
         )
-        return self._finish(live, attempt.result(Outcome.APPLIED, live, previous=previous.version))
+        return self._end(attempt, live, Outcome.APPLIED, previous=previous.version)
 
     def stop(self) -> None:
         """Stop every watcher (joining their threads) and restore the signal handlers
         `install_signal_handler()` replaced. `reload()` still works after."""
-        watchers, self._watchers = self._watchers, []
-        for w in watchers:
-            w.stop()
-        signals, self._signals = self._signals, None
-        if signals is not None:
-            signals.stop()
+        self._triggers.stop()
+        if self._call is not None:
+            self._call.close()
         with self._write:
             if self._live.state is State.RUNNING:
                 self._live = self._live.evolve(state=State.STOPPED)
@@ -272,15 +267,13 @@ class Reloader(Generic[C]):
         Raises:
             RuntimeError: not called from the main thread (only it can set handlers).
         """
-        if self._signals is None:
-            self._signals = SignalTrigger(self._on_signal)
-        self._signals.install(signum)
+        self._triggers.install_signal(signum, self._on_signal)
 
     def _on_signal(self, trigger: str) -> None:
         if self._live.snapshot is None:
             _log.warning("config %r: %s ignored: start() has not loaded a config yet", self.name, trigger)
             return
-        self.request_reload(trigger)
+        self._triggers.notify(trigger)
 
     def __enter__(self) -> Reloader[C]:
         self.start()
@@ -331,18 +324,24 @@ class Reloader(Generic[C]):
     def _apply_initial(self, route: Route, live: Live[C]) -> None:
         snapshot = _live_snapshot(live)
         initial = tuple(c for c in self._planner.initial(live.flat) if route.covers(c.path))
-        if not initial:
-            return
+        if initial:
+            self._initial([(route, initial)], snapshot, live.flat)
+
+    def _initial(self, batches: Sequence[Batch], snapshot: Snapshot[C], flat: Flat) -> None:
+        # The initial values, as one transaction: all appliers take them, or none keeps them.
         tx = _transaction.run(
-            [(route, initial)],
+            batches,
             snapshot,
             snapshot,
             span=self._tracing.step,
-            scrub=_mask.scrubber(self.schema, live.flat),
+            scrub=_mask.scrubber(self.schema, flat),
+            call=self._call,
         )
         if tx.outcome is not Outcome.APPLIED:
             for failed in tx.failed:
                 self._metrics.applier_failed(failed)
+            if tx.raised is not None:
+                raise tx.raised
             raise ApplyError("\n".join(str(e) for e in tx.errors))
 
     def subscribe(self, callback: Callable[[ReloadResult], None]) -> Callable[[ReloadResult], None]:
@@ -360,12 +359,10 @@ class Reloader(Generic[C]):
             StateError: not started, or called from inside a reload (an applier or
                 subscriber); use `request_reload()` there, which runs after it.
         """
-        attempt = Attempt(trigger, actor)
-        with self._write, self._writing():
+        with self._writing(), self._write:
             live = self._require_live()
             with self._tracing.reload(trigger) as span:
-                result = self._attempt(attempt, live)
-                self._tracing.finish(span, result)
+                result = self._attempt(Attempt(trigger, actor, span=span), live)
         self._coalescer.run_deferred()
         return result
 
@@ -378,35 +375,38 @@ class Reloader(Generic[C]):
         self.reload(trigger=trigger)
 
     def _inside(self) -> bool:
-        return self._writer == threading.get_ident()
+        return self._inside_reload.get()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        # The lock is re-entrant (an applier may call plan() or status()), so a reload from
-        # inside a reload would nest a second transaction in the first: refuse it.
+        # A reload from inside a reload (an applier or subscriber) would nest a second
+        # transaction in the first, or wait forever for the lock its caller holds: refuse it.
         if self._inside():
             raise StateError(
                 f"reloader {self.name!r}: reload() or rollback() called from inside a reload "
                 "(an applier or subscriber?); call request_reload() to reload after it"
             )
-        self._writer = threading.get_ident()
+        token = self._inside_reload.set(True)
         try:
             yield
         finally:
-            self._writer = None
+            self._inside_reload.reset(token)
 
     def plan(self) -> Plan:
         """What a reload would do now, applying nothing (before start(): what start()
-        would apply, every leaf from `UNSET`)."""
-        with self._write:
-            live = self._live
-            try:
-                candidate = self._structure(self._load())
-            except ConfigError as exc:
-                return Plan(errors=exc.issues, strict=self.strict)
-            if live.snapshot is None:
-                return self._planner.initial_plan(candidate, self._routes)
-            return self._planner(live.snapshot.config, live.flat, candidate, self._routes)
+        would apply, every leaf from `UNSET`).
+
+        Takes no lock: it plans against the live state of the moment, and never waits
+        for a reload that is running (or hanging in an applier).
+        """
+        live = self._live
+        try:
+            candidate = self._structure(self._load())
+        except ConfigError as exc:
+            return Plan(errors=exc.issues, strict=self.strict)
+        if live.snapshot is None:
+            return self._planner.initial_plan(candidate, self._routes)
+        return self._planner(live.snapshot.config, live.flat, candidate, self._routes)
 
     def rollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
         """Make a snapshot from `history` live again, through the same plan, policies and
@@ -415,20 +415,19 @@ class Reloader(Generic[C]):
         Raises:
             UnknownVersionError: `version` is not in `history` (a `KeyError`).
         """
-        attempt = Attempt("rollback", actor)
-        with self._write, self._writing():
+        with self._writing(), self._write:
             live = self._require_live()
             target = next((s for s in self._history if s.version == version), None)
             if target is None:
                 kept = ", ".join(str(s.version) for s in self._history)
                 raise UnknownVersionError(f"version {version} is not in history (kept: {kept})")
             with self._tracing.reload("rollback") as span:
+                attempt = Attempt("rollback", actor, span=span)
                 # What the sources hold is unchanged by a rollback, and so is what of it
                 # waits for a restart (restart-only leaves are the same in every version).
                 result = self._transition(
                     attempt, live, target.config, lambda flat: target.origins, None, pending=live.restart_pending
                 )
-                self._tracing.finish(span, result)
         self._coalescer.run_deferred()
         return result
 
@@ -438,18 +437,18 @@ class Reloader(Generic[C]):
         try:
             layers = self._load()
         except ConfigError as exc:
-            return self._finish(live.evolve(tried=None), attempt.result(Outcome.INVALID, live, errors=exc.issues))
+            return self._end(attempt, live.evolve(tried=None), Outcome.INVALID, errors=exc.issues)
         inputs = tuple(layer.digest for layer in layers)
         if inputs == live.inputs:
             # The sources hold again what is live: whatever was pending for them is back.
             live = live.evolve(restart_pending=live.pending)
-            return self._finish(live, attempt.result(Outcome.UNCHANGED, live, rejected=live.pending))
+            return self._end(attempt, live, Outcome.UNCHANGED, rejected=live.pending)
         if live.tried is not None and inputs == live.tried.inputs:
-            return self._finish(live, attempt.result(Outcome.UNCHANGED, live, rejected=live.restart_pending))
+            return self._end(attempt, live, Outcome.UNCHANGED, rejected=live.restart_pending)
         try:
             candidate = self._structure(layers)
         except ConfigError as exc:
-            return self._finish(live, attempt.result(Outcome.INVALID, live, errors=exc.issues), inputs)
+            return self._end(attempt, live, Outcome.INVALID, inputs=inputs, errors=exc.issues)
         return self._transition(attempt, live, candidate, lambda flat: _layers.origins(flat, layers), inputs)
 
     def _transition(
@@ -465,13 +464,13 @@ class Reloader(Generic[C]):
         current = _live_snapshot(live)
         plan = self._planner(current.config, live.flat, candidate, self._routes)
         if plan.errors:
-            return self._finish(live, attempt.result(Outcome.INVALID, live, errors=plan.errors), inputs)
+            return self._end(attempt, live, Outcome.INVALID, inputs=inputs, errors=plan.errors)
         rejected = plan.rejected
         live = live.evolve(restart_pending=rejected if pending is None else pending)
         if plan.outcome is not Outcome.APPLIED:
             if plan.outcome is Outcome.UNCHANGED:
                 live = live.evolve(inputs=inputs, pending=())
-            return self._finish(live, attempt.result(plan.outcome, live, rejected=rejected), inputs)
+            return self._end(attempt, live, plan.outcome, inputs=inputs, rejected=rejected)
         eff_flat = plan.effective_flat
         start_origins, kept = live.start_origins, {c.path for c in rejected}
 
@@ -490,22 +489,35 @@ class Reloader(Generic[C]):
             current,
             span=self._tracing.step,
             scrub=_mask.scrubber(self.schema, live.flat, eff_flat),
+            call=self._call,
         )
         if tx.outcome is not Outcome.APPLIED:
             if tx.outcome is Outcome.DEGRADED:
                 live = live.evolve(healthy=False)
-            result = attempt.result(
-                tx.outcome, live, errors=tx.errors, rejected=rejected, attempted=plan.applied, failed=tx.failed
+            # Not remembered as tried: the appliers may succeed next time.
+            result = self._end(
+                attempt,
+                live.evolve(tried=None),
+                tx.outcome,
+                errors=tx.errors,
+                rejected=rejected,
+                attempted=plan.applied,
+                failed=tx.failed,
             )
-            return self._finish(live.evolve(tried=None), result)  # appliers may succeed next time
+            if tx.raised is not None:
+                raise tx.raised  # recorded and undone: now let the process (or task) stop
+            return result
         new = live.evolve(snapshot=snapshot, flat=eff_flat, inputs=inputs, pending=rejected, tried=None, healthy=True)
-        return self._finish(
-            new, attempt.result(Outcome.APPLIED, new, applied=plan.applied, rejected=rejected, previous=live.version)
+        return self._end(
+            attempt, new, Outcome.APPLIED, inputs=inputs, applied=plan.applied, rejected=rejected, previous=live.version
         )
 
-    def _finish(self, live: Live[C], result: ReloadResult, inputs: tuple[str, ...] | None = None) -> ReloadResult:
-        """Swap in the state after an attempt (the commit, when it brings a new snapshot),
-        then record the attempt."""
+    def _end(
+        self, attempt: Attempt, live: Live[C], outcome: Outcome, *, inputs: tuple[str, ...] | None = None, **parts: Any
+    ) -> ReloadResult:
+        """End an attempt with `outcome`: swap in the state after it (the commit, when it
+        brings a new snapshot), then record it."""
+        result = attempt.result(outcome, live, **parts)
         if result.errors:
             last_error: str | None = "\n".join(str(e) for e in result.errors)
         elif result.outcome is Outcome.APPLIED:
@@ -521,6 +533,7 @@ class Reloader(Generic[C]):
             self.snapshot = snapshot
             self._history.append(snapshot)
         self._live = live
+        self._tracing.finish(attempt.span, result)
         self._record(result, live)
         return result
 
@@ -571,5 +584,10 @@ class Reloader(Generic[C]):
 
     def status(self) -> dict[str, Any]:
         """Version, health, last outcome and error, and restart-pending paths (read from
-        one consistent state)."""
-        return self._live.status(self.name)
+        one consistent state); unhealthy, with the reason, when a watcher has died."""
+        status = self._live.status(self.name)
+        dead = self._triggers.dead() if self._live.state is State.RUNNING else None
+        if dead is not None:
+            status["healthy"] = False
+            status["unhealthy_reason"] = dead
+        return status

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
 from ._change import Change
-from ._errors import Issue
+from ._errors import ApplierTimeoutError, Issue
 from ._result import Outcome
 from ._routes import Batch
 from ._snapshot import Snapshot
@@ -43,9 +47,27 @@ class FunctionApplier:
 
 @attrs.frozen
 class TransactionResult:
+    """How the appliers' transaction ended.
+
+    Attributes:
+        outcome: APPLIED, ROLLED_BACK or DEGRADED.
+        errors: one issue per failed apply or rollback.
+        failed: names of the appliers whose apply or rollback raised (or hung).
+        raised: what must propagate to the caller once the attempt is recorded
+            (`KeyboardInterrupt`, `SystemExit`, a cancelled task), else `None`.
+    """
+
     outcome: Outcome
     errors: tuple[Issue, ...] = ()
-    failed: tuple[str, ...] = ()  # names of appliers (and rollbacks) that raised
+    failed: tuple[str, ...] = ()
+    raised: BaseException | None = None
+
+
+def _must_propagate(exc: BaseException) -> bool:
+    # An Exception is a failed applier; so is GeneratorExit, which means nothing outside
+    # a generator. The rest (KeyboardInterrupt, SystemExit, CancelledError) is the process
+    # or task being told to stop: undo, record, then let it stop.
+    return not isinstance(exc, Exception | GeneratorExit)
 
 
 def run(
@@ -55,36 +77,132 @@ def run(
     *,
     span: SpanFactory = _no_span,
     scrub: Callable[[str], str] = lambda s: s,
+    call: Caller | None = None,
 ) -> TransactionResult:
     """Call each applier with its batch; on the first failure roll back, newest first.
 
-    The failing applier itself is not rolled back: it raised, so it owns its partial
-    state. Every rollback is attempted even when one of them raises (DEGRADED).
+    Anything an applier raises, `BaseException` included, aborts the transaction. The
+    failing applier itself is not rolled back: it raised, so it owns its partial state
+    (and one that hung past its deadline may still be running: that cannot be undone,
+    so the outcome is DEGRADED). Every rollback is attempted even when one of them fails.
     """
+    invoke = call if call is not None else _inline
     done: list[Batch] = []
-    for reg, changes in batches:
+    for route, changes in batches:
         try:
-            with span("apply", reg.name):
-                reg.applier.apply(changes, new)
-        except Exception as exc:  # noqa: BLE001 - any applier failure aborts the transaction
+            with span("apply", route.name):
+                invoke(route.applier.apply, changes, new)
+        except BaseException as exc:  # noqa: BLE001 - any applier failure aborts the transaction
             paths = ", ".join(c.path for c in changes)
-            errors = [Issue(reg.pattern, scrub(f"applier {reg.name} failed on {paths}: {_exc_text(exc)}"))]
-            failed = [reg.name]
-            for done_reg, done_changes in reversed(done):
+            errors = [Issue(route.pattern, scrub(f"applier {route.name} failed on {paths}: {_exc_text(exc)}"))]
+            failed = [route.name]
+            raised = exc if _must_propagate(exc) else None
+            for done_route, done_changes in reversed(done):
                 try:
-                    with span("rollback", done_reg.name):
-                        done_reg.applier.rollback(done_changes, old)
-                except Exception as rexc:  # noqa: BLE001
+                    with span("rollback", done_route.name):
+                        invoke(done_route.applier.rollback, done_changes, old)
+                except BaseException as rexc:  # noqa: BLE001
                     errors.append(
-                        Issue(done_reg.pattern, scrub(f"rollback of {done_reg.name} failed: {_exc_text(rexc)}"))
+                        Issue(done_route.pattern, scrub(f"rollback of {done_route.name} failed: {_exc_text(rexc)}"))
                     )
-                    failed.append(done_reg.name)
-            outcome = Outcome.DEGRADED if len(failed) > 1 else Outcome.ROLLED_BACK
-            return TransactionResult(outcome, tuple(errors), tuple(failed))
-        done.append((reg, changes))
+                    failed.append(done_route.name)
+                    if raised is None and _must_propagate(rexc):
+                        raised = rexc
+            hung = isinstance(exc, ApplierTimeoutError)
+            outcome = Outcome.DEGRADED if len(failed) > 1 or hung else Outcome.ROLLED_BACK
+            return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
+        done.append((route, changes))
     return TransactionResult(Outcome.APPLIED)
 
 
 def _exc_text(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- deadlines ----------------------------------------------------------------------------
+
+Caller = Callable[..., None]
+"""Calls `fn(changes, snapshot)`: inline, or on a worker thread with a deadline."""
+
+
+def _inline(fn: Callable[..., None], *args: Any) -> None:
+    fn(*args)
+
+
+class _Call:
+    __slots__ = ("args", "context", "done", "error", "fn")
+
+    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        # The caller's context: pins, OpenTelemetry's current span and the Reloader's
+        # "inside a reload" mark travel with the call to the worker thread.
+        self.context = contextvars.copy_context()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class Deadline:
+    """Runs applier calls on a worker thread and stops waiting after `timeout` seconds.
+
+    A thread cannot be killed: an applier that hangs keeps its worker, which is then
+    abandoned (it exits once the call returns) and the next call gets a new one. What
+    matters is that the reload lock is released, so other threads' `reload()`,
+    `rollback()` and HTTP requests go on.
+    """
+
+    __slots__ = ("_lock", "_name", "_pid", "_queue", "timeout")
+
+    def __init__(self, timeout: float, *, name: str) -> None:
+        self.timeout = timeout
+        self._name = name
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Call | None] | None = None
+        self._pid = 0
+
+    def __call__(self, fn: Callable[..., None], *args: Any) -> None:
+        call = _Call(fn, args)
+        self._worker().put(call)
+        if not call.done.wait(self.timeout):
+            self._abandon()
+            raise ApplierTimeoutError(
+                f"did not return within {self.timeout:g} s (it may still be running: its effect cannot be undone)"
+            )
+        if call.error is not None:
+            raise call.error
+
+    def _worker(self) -> queue.SimpleQueue[_Call | None]:
+        with self._lock:
+            # A new worker after fork() too: the parent's thread does not exist in a child.
+            if self._queue is None or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                thread = threading.Thread(
+                    target=_serve, args=(self._queue,), name=f"selreload-apply {self._name}", daemon=True
+                )
+                thread.start()
+            return self._queue
+
+    def _abandon(self) -> None:
+        with self._lock:
+            stuck, self._queue = self._queue, None
+        if stuck is not None:
+            stuck.put(None)  # the stuck worker exits when (if) its call returns
+
+    def close(self) -> None:
+        self._abandon()
+
+
+def _serve(calls: queue.SimpleQueue[_Call | None]) -> None:
+    while True:
+        call = calls.get()
+        if call is None:
+            return
+        try:
+            call.context.run(call.fn, *call.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            call.error = exc
+        finally:
+            call.done.set()
+            del call

@@ -30,11 +30,11 @@ from ruamel.yaml import YAML
 
 import selreload as sr
 from selreload._diff import Flattener, diff, digest
+from selreload._guard import check_tree
 from selreload._layers import merge
 from selreload._schema import Schema
 from selreload._structure import Structurer
 from selreload.sources._file import yaml_positions
-from selreload.sources._guard import check_tree
 
 FIELDS = 10  # leaves per section
 GOAL = 1.25

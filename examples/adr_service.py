@@ -1,12 +1,12 @@
-"""Seed scenario 2: the selective-reload ADR's web service, with policies/web-service.yaml.
+"""A web service whose hot fields come from a policy file, policies/web-service.yaml.
 
 Each hot field changes live through its applier: `logging.level` (LogLevel),
 `api.v2_enabled` (FeatureFlags), `telemetry.sampler.type` + `ratio` (Sampler, fed to a
 real OpenTelemetry TracerProvider), `auth.jwt.ttl` (JwtTtl). Each restart-only field is
 rejected, audited and reported as restart pending; the secrets are never printed.
 
-The schema ships with the package as `selreload._adr.AdrConfig` and is re-exported here,
-so both `selreload._adr:AdrConfig` and `examples.adr_service:AdrConfig` name it.
+The schema ships with the package as `selreload.demo.AdrConfig` and is re-exported here,
+so both `selreload.demo:AdrConfig` and `examples.adr_service:AdrConfig` name it.
 
     python examples/adr_service.py [DIR]      # DIR defaults to a temporary directory
 """
@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 import selreload as sr
 from selreload import appliers
-from selreload._adr import ADR_POLICY, AdrConfig
+from selreload.demo import ADR_POLICY, AdrConfig
 
 __all__ = ["AdrConfig", "Service", "build", "main", "run"]
 
@@ -101,7 +101,7 @@ class Service:
 
 
 def build(path: pathlib.Path, *, registry: CollectorRegistry | None = None) -> Service:
-    """A Reloader over `path` with the web-service policy and the ADR's four appliers."""
+    """A Reloader over `path` with the web-service policy and the four built-in appliers."""
     reloader = sr.Reloader(
         AdrConfig,
         [sr.YamlFile(path, watch=False)],  # the example reloads explicitly

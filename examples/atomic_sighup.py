@@ -1,4 +1,4 @@
-"""Seed scenario 4: SIGHUP -> parse and validate -> one-assignment swap, with requests in flight.
+"""SIGHUP -> parse and validate -> one-assignment swap, with requests in flight.
 
 A slow request pins the snapshot live when it starts (`reloader.pin()`), so it finishes
 on the config it began with even though a SIGHUP reload lands in the middle of it; a

@@ -1,4 +1,4 @@
-"""Seed scenario 3: layered config (defaults, production overrides, `APP_` variables) behind FastAPI.
+"""Layered config (defaults, production overrides, `APP_` variables) behind FastAPI.
 
 Layers, lowest precedence first: `config/default.yaml`, `config/production.yaml` (optional),
 then `APP_*` environment variables (`APP_SERVER__PORT=8443`, `APP_PAGE_SIZE=50`). The

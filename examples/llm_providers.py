@@ -1,4 +1,4 @@
-"""Seed scenario 1: a list of LLM providers changed live; a bad edit keeps the old list.
+"""A list of LLM providers changed live; a bad edit keeps the old list.
 
 A router holds one client per provider. Editing `model_name` in the file and reloading
 rebuilds the router's clients; a subscriber is told the old and the new list; an edit

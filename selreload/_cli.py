@@ -347,7 +347,7 @@ def cmd_audit_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._demo import run
+    from .demo._app import run
 
     return run(config=pathlib.Path(args.config), host=args.host, port=args.port)
 

@@ -8,7 +8,7 @@ from ._change import Change
 from ._mask import render
 from ._result import Outcome, ReloadResult
 
-log = logging.getLogger("selreload")
+log = logging.getLogger("selreload.reload")
 
 _LEVELS = {
     Outcome.APPLIED: logging.INFO,

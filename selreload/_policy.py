@@ -7,13 +7,12 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from ._errors import PolicyError
+from ._errors import ConfigError, PolicyError
 from ._paths import hint
 from ._schema import PolicySet
+from ._yaml import roundtrip
 
 _KINDS = ("hot", "restart", "secret")
 
@@ -36,9 +35,9 @@ def load_policy_file(path: str | os.PathLike[str]) -> PolicySet:
         raise PolicyError(f"{name}: cannot read policy file: {reason}") from None
     try:
         # Round-trip mode for line/col: policy files are a few lines, speed is moot.
-        doc: Any = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        raise PolicyError(_yaml_message(name, exc)) from None
+        doc: Any = roundtrip(name, text)
+    except ConfigError as exc:
+        raise PolicyError(str(exc)) from None
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):
@@ -68,14 +67,6 @@ def load_policy_file(path: str | os.PathLike[str]) -> PolicySet:
     return PolicySet(
         hot=lists["hot"], restart=lists["restart"], secret=lists["secret"], source=name, positions=positions
     )
-
-
-def _yaml_message(name: str, exc: YAMLError) -> str:
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        context = f" ({exc.context})" if exc.context else ""
-        return f"{name}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {exc.problem or 'syntax error'}{context}"
-    return f"{name}: not valid YAML: {exc}"
 
 
 def load_policies(policies: PolicyInput | Iterable[PolicyInput] | None) -> list[PolicySet]:

@@ -7,11 +7,12 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-log = logging.getLogger("selreload")
+from ._typing import NotifyFn
+
+log = logging.getLogger("selreload.signal")
 
 
 class SignalTrigger:
@@ -22,7 +23,7 @@ class SignalTrigger:
     Signals that arrive while a reload runs fold into one more.
     """
 
-    def __init__(self, notify: Callable[[str], None]) -> None:
+    def __init__(self, notify: NotifyFn) -> None:
         self._notify = notify
         self._previous: dict[int, Any] = {}
         self._lock = threading.Lock()

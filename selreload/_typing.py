@@ -1,4 +1,4 @@
-"""The protocols the stages meet at: `Source`, `Layer`, `Watcher`, `Applier`."""
+"""The protocols the stages meet at: `Source`, `Layer`, `Watcher`, `Applier` (public as `selreload.typing`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
+from ._change import Change
+from ._snapshot import Snapshot
+
 if TYPE_CHECKING:
-    from ._change import Change
     from ._result import ReloadResult
-    from ._snapshot import Snapshot
 
 
 def _no_origins() -> Mapping[str, str]:
@@ -39,7 +40,9 @@ class Layer:
     revision: int | None = attrs.field(default=None, kw_only=True)
 
 
-NotifyFn: TypeAlias = "Callable[[str], None]"
+# Real aliases, not strings: users import them from `selreload.typing` and may resolve
+# annotations at runtime (`typing.get_type_hints`).
+NotifyFn: TypeAlias = Callable[[str], None]
 """What a watcher calls when its source may have changed, with the trigger name."""
 
 
@@ -62,7 +65,7 @@ class Source(Protocol):
         """Read the layer now. Raises `ConfigError` when it cannot be parsed."""
         ...
 
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
+    def watch(self, notify: NotifyFn) -> Watcher | None:
         """Start calling `notify(trigger)` when the layer may have changed; `None` if the
         source cannot change (or is not watched)."""
         ...
@@ -90,4 +93,6 @@ class Applier(Protocol):
     def rollback(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None: ...
 
 
-ApplierFunc: TypeAlias = "Callable[[Sequence[Change], Snapshot[Any]], None]"
+ApplierFunc: TypeAlias = Callable[[Sequence[Change], Snapshot[Any]], None]
+"""A plain-function applier: `(changes, snapshot) -> None`, rolled back by a second call
+with every change inverted."""

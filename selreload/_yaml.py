@@ -1,4 +1,4 @@
-"""Documents from bytes to a checked `Layer`, and YAML with positions: shared by YamlFile and Etcd."""
+"""Documents from bytes to a checked `Layer`, and YAML with positions: for files, etcd and policy files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ._errors import ConfigError, Issue
+from ._guard import MAX_NODES, check_tree, prescan
+from ._paths import item, join
 from ._typing import Layer
-from .sources._guard import MAX_NODES, check_tree, prescan
 
 
 def _kind_name(value: Any) -> str:
@@ -127,15 +128,29 @@ def yaml_error(name: str, exc: YAMLError) -> ConfigError:
     return ConfigError([Issue("", f"not valid YAML: {text}", name)])
 
 
+def roundtrip(name: str, text: str) -> Any:
+    """The round-trip tree of `text` (`CommentedMap`s that know each value's line and column).
+
+    Raises:
+        ConfigError: a YAML error, at `name:line:col`.
+    """
+    # A loader per call, unlike `safe_yaml`: the callers (positions on demand, policy files
+    # at start) are rare enough that the 0.3 ms to build one does not matter.
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        raise yaml_error(name, exc) from None
+
+
 def yaml_positions(name: str, text: str) -> dict[str, str]:
     """`{dotted path: "name:line:col"}` of every value, from a round-trip parse."""
-    doc = YAML(typ="rt").load(text)
+    doc = roundtrip(name, text)
     out: dict[str, str] = {}
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, CommentedMap):
             for key in node:
-                sub = f"{path}.{key}" if path else str(key)
+                sub = join(path, key)
                 try:
                     line, col = node.lc.value(key)
                 except (KeyError, TypeError):
@@ -143,11 +158,11 @@ def yaml_positions(name: str, text: str) -> dict[str, str]:
                 out[sub] = f"{name}:{line + 1}:{col + 1}"
                 walk(node[key], sub)
         elif isinstance(node, CommentedSeq):
-            for i, item in enumerate(node):
-                sub = f"{path}[{i}]"
+            for i, value in enumerate(node):
+                sub = item(path, i)
                 line, col = node.lc.item(i)
                 out[sub] = f"{name}:{line + 1}:{col + 1}"
-                walk(item, sub)
+                walk(value, sub)
 
     walk(doc, "")
     return out

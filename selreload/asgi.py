@@ -33,7 +33,7 @@ from ._result import Outcome
 
 __all__ = ["PinMiddleware", "admin_app"]
 
-log = logging.getLogger("selreload.asgi")
+log = logging.getLogger("selreload.http")
 
 # INVALID is the caller's document at fault; a failed applier is the service's.
 _STATUS = {

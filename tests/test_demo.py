@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import signal
@@ -18,8 +19,8 @@ from conftest import write_atomic
 
 import selreload as sr
 from selreload._change import Change, Policy
-from selreload._demo import DEFAULT_CONFIG
 from selreload._present import Painter, narrate
+from selreload.demo import DEFAULT_CONFIG
 
 TOKEN = "demo-test-token"
 
@@ -178,3 +179,21 @@ def test_narrated_block_shows_changes_pending_and_errors() -> None:
     assert "c.yaml:3:10: logging.level: must be one of ..." in text
     assert "\x1b[" not in text
     assert "\x1b[32mapplied\x1b[0m" in narrate(applied, paint=Painter(True))
+
+
+def test_demo_log_filter_drops_only_what_it_narrates() -> None:
+    """The demo's log filter drops the reload-outcome and refused-call lines it prints as
+    blocks (by logger name), and keeps failures with a traceback and every other logger."""
+    from selreload.demo._app import _NotNarrated
+
+    def record(name: str, *, exc: bool = False) -> logging.LogRecord:
+        exc_info = (ValueError, ValueError("boom"), None) if exc else None
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, "msg", None, exc_info)
+
+    keep = _NotNarrated().filter
+    assert not keep(record("selreload.reload"))
+    assert not keep(record("selreload.http"))
+    assert keep(record("selreload.reload", exc=True))
+    assert keep(record("selreload.http", exc=True))
+    for name in ("selreload.watch", "selreload.record", "selreload.demo", "uvicorn.error"):
+        assert keep(record(name)), name

@@ -1,4 +1,4 @@
-"""The four seed scenarios under examples/ run and show what they claim."""
+"""The examples under examples/ run and show what they claim."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_llm_invalid_edit_keeps_the_old_config(tmp_path: pathlib.Path) -> None:
     assert len(seen.notified) == 1  # the refused edit told no subscriber
 
 
-# --- 2. the ADR service -----------------------------------------------------------------
+# --- 2. the web service with a policy file ----------------------------------------------
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def test_adr_secrets_never_printed(adr_run: tuple[Any, list[str]]) -> None:
 
 
 def test_adr_schema_importable_both_ways() -> None:
-    """`examples.adr_service:AdrConfig` is the class shipped as `selreload._adr:AdrConfig`."""
-    from selreload._adr import AdrConfig
+    """`examples.adr_service:AdrConfig` is the class shipped as `selreload.demo:AdrConfig`."""
+    from selreload.demo import AdrConfig
 
     assert adr_service.AdrConfig is AdrConfig
 

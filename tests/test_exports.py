@@ -23,3 +23,14 @@ def test_no_public_name_outside_all() -> None:
 
     public = {n for n, v in vars(sr).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
     assert public - {"annotations"} == set(sr.__all__)
+
+
+def test_typing_exports_exactly_the_extension_types() -> None:
+    """`selreload.typing.__all__` is exactly the types for writing sources, appliers and recorders, sorted."""
+    import selreload.typing
+
+    expected = ["Applier", "ApplierFunc", "Layer", "Live", "NotifyFn", "Recorder", "Reporter", "Source", "Watcher"]
+    assert selreload.typing.__all__ == expected
+    assert selreload.typing.__all__ == sorted(selreload.typing.__all__)
+    for name in expected:
+        assert getattr(selreload.typing, name) is not None, name

@@ -1,5 +1,6 @@
-"""Logs through the `selreload` logger: INFO per applied reload with old -> new, WARNING
-per rejected restart-only change, ERROR for invalid/rolled back, CRITICAL for degraded."""
+"""Logs through one logger per concern; the `selreload.reload` outcome lines: INFO per applied
+reload with old -> new, WARNING per rejected restart-only change, ERROR for invalid/rolled
+back, CRITICAL for degraded."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class Logged:
         self.caplog.clear()
         write_atomic(self.path, text)
         self.reloader.reload(trigger="file", actor="ops")
-        return [(r.levelno, r.getMessage()) for r in self.caplog.records if r.name == "selreload"]
+        return [(r.levelno, r.getMessage()) for r in self.caplog.records if r.name == "selreload.reload"]
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def logged(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> Logged:
 def test_start_logs_one_info_line(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
     """start() logs one INFO line for the initial config."""
     Logged(tmp_path, caplog)
-    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "selreload"]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "selreload.reload"]
     assert lines == [(logging.INFO, "config 'svc' reload (start) applied v1: initial config")]
 
 
@@ -156,3 +157,23 @@ def test_degraded_is_critical(logged: Logged) -> None:
     assert "degraded, v1 stays live" in lines[0][1]
     assert "applier second failed on ttl: RuntimeError: disk full" in lines[0][1]
     assert "rollback of first failed: RuntimeError: cannot undo" in lines[0][1]
+
+
+def test_one_logger_per_concern() -> None:
+    """Each concern logs under its own child of `selreload`, the names docs/observability.md lists."""
+    import importlib
+
+    expected = {
+        "selreload._log": "selreload.reload",
+        "selreload._trigger": "selreload.reload",
+        "selreload._watch": "selreload.watch",
+        "selreload._signals": "selreload.signal",
+        "selreload._etcd_client": "selreload.etcd",
+        "selreload.sources._etcd": "selreload.etcd",
+        "selreload.sources._etcd_watch": "selreload.etcd",
+        "selreload.asgi": "selreload.http",
+        "selreload._record": "selreload.record",
+        "selreload.demo._app": "selreload.demo",
+    }
+    got = {module: importlib.import_module(module).log.name for module in expected}
+    assert got == expected

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import selreload as sr
-from selreload._adr import ADR_POLICY, AdrConfig
 from selreload._policy import load_policies
 from selreload._schema import Schema
+from selreload.demo import ADR_POLICY, AdrConfig
 
 POLICIES = pathlib.Path(__file__).resolve().parent.parent / "policies"
 WEB = POLICIES / "web-service.yaml"
@@ -174,8 +174,8 @@ def test_reloader_refuses_a_policy_that_loosens_a_secret(tmp_path: pathlib.Path)
             r":3:5: hot: 'logging.levle' matches no field; did you mean 'logging.level'\?",
         ),
         ("restart: ['databse.*']\n", r":1:11: restart: 'databse.\*' matches no field"),
-        ("hot: [logging.level\n", r":2:1: not valid YAML: expected ',' or '\]'"),
-        ("hot: [a]\nhot: [b]\n", r":2:1: not valid YAML: found duplicate key"),
+        ("hot: [logging.level\n", r":2:1: YAML syntax error: expected ',' or '\]'"),
+        ("hot: [a]\nhot: [b]\n", r":2:1: duplicate key 'hot': each key may appear once"),
         ("hott: [logging.level]\n", r":1:1: unknown key 'hott'; did you mean 'hot'\?"),
         ("reload: [x]\n", r":1:1: unknown key 'reload'; expected hot, restart, secret"),
         ("hot: logging.level\n", r":1:6: hot: expected a list of path globs, got 'logging.level'"),

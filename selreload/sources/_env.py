@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._errors import ConfigError, Issue
 from .._paths import join
-from .._typing import Layer, Watcher
+from .._typing import Layer, NotifyFn, Watcher
 from .._values import EnvText
 
 
@@ -80,6 +80,6 @@ class Env:
         self._last = layer
         return layer
 
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
+    def watch(self, notify: NotifyFn) -> Watcher | None:
         # A process's environment does not change from outside: nothing to watch.
         return None

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,7 +22,7 @@ import attrs
 from .._errors import ConfigError, Issue
 from .._etcd_client import LoopThread, Session, client_errors, parse_endpoints, show_endpoints
 from .._result import Outcome
-from .._typing import Layer, Watcher
+from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import parse_document
 from ._etcd_watch import EtcdWatch
 
@@ -154,7 +154,7 @@ class Etcd:
         self._good = layer
         return layer
 
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
+    def watch(self, notify: NotifyFn) -> Watcher | None:
         """Watch the key from the last revision read (or from now, before any read) and
         keep this instance's status alive until `stop()`."""
         if self._watch is not None:

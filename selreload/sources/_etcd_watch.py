@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from .._etcd_client import CompactedError, KeyEvent, LoopThread, client_errors
+from .._typing import NotifyFn
 
 log = logging.getLogger("selreload.etcd")
 
@@ -101,7 +102,7 @@ class EtcdWatch:
         label: str,
         session: KeySession,
         runner: LoopThread,
-        notify: Callable[[str], None],
+        notify: NotifyFn,
         status_key: str,
         lease_ttl: int,
         timeout: float,

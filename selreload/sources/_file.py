@@ -13,19 +13,19 @@ import hashlib
 import os
 import pathlib
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ruamel.yaml.error import YAMLError
 
 from .._errors import ConfigError, Issue
-from .._typing import Layer, Watcher
+from .._guard import MAX_NODES
+from .._typing import Layer, NotifyFn, Watcher
 
 # Module-level names on purpose: YamlFile looks them up here, where tests can replace them.
 from .._yaml import document_layer, yaml_positions
 from .._yaml import safe_yaml as _safe_yaml
 from .._yaml import yaml_error as _yaml_error
-from ._guard import MAX_NODES
 
 MAX_BYTES: Final = 4 * 1024 * 1024
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -160,7 +160,7 @@ class FileSource(abc.ABC):
         """`{dotted path: "name:line:col"}` of the values in `text`."""
         return {}
 
-    def watch(self, notify: Callable[[str], None]) -> Watcher | None:
+    def watch(self, notify: NotifyFn) -> Watcher | None:
         if self.watch_mode is False:
             return None
         from .._watch import watch_path

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigError, Issue
-from .._paths import join
+from .._paths import item, join
 from ._file import FileSource
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -86,7 +86,7 @@ class _Scanner:
                 pos = self.ws(pos + 1)
                 if text[pos] != "]":
                     stack.append(["arr", path, 0, None])
-                    path = f"{path}[0]"
+                    path = item(path, 0)
                     continue
                 pos += 1
             elif c == '"':
@@ -104,7 +104,7 @@ class _Scanner:
                         path, pos = self.key(pos, frame[1], frame[3])
                     else:
                         frame[2] += 1
-                        path = f"{frame[1]}[{frame[2]}]"
+                        path = item(frame[1], frame[2])
                     break
                 stack.pop()
                 pos += 1

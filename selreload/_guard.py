@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from .._errors import ConfigError, Issue
+from ._errors import ConfigError, Issue
 
 MAX_NODES: Final = 1_000_000
 """Expanded node budget: a real 10,000-leaf config has ~11,000 nodes; a 342-byte alias

@@ -1,4 +1,4 @@
-"""`selreload demo`: a small web service built the way the docs say, on the ADR config shape.
+"""`selreload demo`: a small web service built the way the docs say, on `AdrConfig`.
 
 It watches a YAML file, applies hot changes through the four built-in appliers, rejects
 restart-only ones as "restart pending", serves the admin endpoints and a few app
@@ -24,17 +24,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from ._adr import ADR_POLICY, AdrConfig
-from ._audit import AuditLog
-from ._errors import ConfigError, PolicyError
-from ._policy import PolicyInput
-from ._present import Painter, narrate, narrate_denied
-from ._reloader import Reloader
-from ._result import ReloadResult
-from ._values import format_duration
-from .appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
-from .asgi import PinMiddleware, admin_app
-from .sources import YamlFile
+from .._audit import AuditLog
+from .._errors import ConfigError, PolicyError
+from .._policy import PolicyInput
+from .._present import Painter, narrate, narrate_denied
+from .._reloader import Reloader
+from .._result import ReloadResult
+from .._values import format_duration
+from ..appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
+from ..asgi import PinMiddleware, admin_app
+from ..sources import YamlFile
+from ._config import ADR_POLICY, AdrConfig, write_default_config
 
 TOKEN_ENV = "SELRELOAD_ADMIN_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
@@ -42,49 +42,10 @@ DEFAULT_PORT = 8000
 
 log = logging.getLogger("selreload.demo")
 
-DEFAULT_CONFIG = """\
-# The selreload demo's config. Edit it while the demo runs and watch the demo's output.
-#
-# Hot (applied live):       logging.level, api.v2_enabled, telemetry.sampler.*, auth.jwt.ttl
-# Restart-only (rejected live, reported as "restart pending"): server.*, database.*, secrets
-# Policies: policies/web-service.yaml
-
-server:
-  host: {host}
-  port: {port}                # restart-only: try changing it
-
-database:
-  url: sqlite:///demo.db
-  pool_size: 5
-
-logging:
-  level: info                 # hot: try debug, then curl / and see the debug lines
-
-api:
-  v2_enabled: false           # hot: try true, then curl /v2/hello
-
-telemetry:
-  sampler:
-    type: parentbased_traceidratio
-    ratio: 0.25               # hot: try 1.0
-
-auth:
-  jwt:
-    ttl: 15m                  # hot: try 1h, then curl /token
-  jwt_secret: demo-signing-key          # secret: masked everywhere selreload shows it
-  admin_master_password: demo-password  # secret
-"""
-
-
-def write_default_config(path: pathlib.Path, *, host: str, port: int) -> None:
-    """Write the demo's starting config (only called when `path` does not exist)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(DEFAULT_CONFIG.format(host=host, port=port), encoding="utf-8")
-
 
 def policy() -> PolicyInput:
     """`policies/web-service.yaml` from a source checkout, else the same split in code."""
-    file = pathlib.Path(__file__).resolve().parent.parent / "policies" / "web-service.yaml"
+    file = pathlib.Path(__file__).resolve().parents[2] / "policies" / "web-service.yaml"
     return file if file.is_file() else ADR_POLICY
 
 
@@ -196,12 +157,13 @@ class Demo:
 
 
 class _NotNarrated(logging.Filter):
-    # The narrator prints every reload and every refused call as a block; the library's
-    # one-line log of the same event would only repeat it.
+    # The narrator prints every reload outcome (`selreload.reload`) and every refused admin
+    # call (`selreload.http`) as a block; the library's one-line log of the same event would
+    # only repeat it. A record with a traceback is a failure the narrator never saw: keep it.
+    NARRATED = frozenset({"selreload.reload", "selreload.http"})
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "selreload" and record.funcName == "log_result":
-            return False
-        return not (record.name == "selreload.asgi" and record.funcName == "_denied")
+        return record.name not in self.NARRATED or record.exc_info is not None
 
 
 def _setup_logging() -> None:

@@ -1,7 +1,7 @@
-"""The selective-reload ADR's web service config shape, shipped for the demo and examples.
+"""The demo's web service config shape, its policy split and its starting file.
 
 `AdrConfig` declares no hot field: every leaf is restart-only (the fail-safe default) and
-the two credentials are secrets. The ADR's split comes from a policy file,
+the two credentials are secrets. What is hot comes from a policy file,
 `policies/web-service.yaml`, which `ADR_POLICY` states in code for installs that do not
 carry the `policies/` directory:
 
@@ -12,11 +12,12 @@ carry the `policies/` directory:
 from __future__ import annotations
 
 import datetime
+import pathlib
 from typing import Final
 
 import attrs
 
-from ._schema import PolicySet, config, field, secret
+from .._schema import PolicySet, config, field, secret
 
 LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 SAMPLER_TYPES: Final = (
@@ -92,5 +93,45 @@ HOT: Final = ("logging.level", "api.v2_enabled", "telemetry.sampler.type", "tele
 RESTART: Final = ("server.host", "server.port", "database.*", "auth.jwt_secret", "auth.admin_master_password")
 SECRET: Final = ("auth.jwt_secret", "auth.admin_master_password")
 
-ADR_POLICY: Final = PolicySet(hot=HOT, restart=RESTART, secret=SECRET, source="selreload._adr:ADR_POLICY")
-"""The ADR's split, the same as `policies/web-service.yaml`."""
+ADR_POLICY: Final = PolicySet(hot=HOT, restart=RESTART, secret=SECRET, source="selreload.demo:ADR_POLICY")
+"""The web service split, the same as `policies/web-service.yaml`."""
+
+
+DEFAULT_CONFIG = """\
+# The selreload demo's config. Edit it while the demo runs and watch the demo's output.
+#
+# Hot (applied live):       logging.level, api.v2_enabled, telemetry.sampler.*, auth.jwt.ttl
+# Restart-only (rejected live, reported as "restart pending"): server.*, database.*, secrets
+# Policies: policies/web-service.yaml
+
+server:
+  host: {host}
+  port: {port}                # restart-only: try changing it
+
+database:
+  url: sqlite:///demo.db
+  pool_size: 5
+
+logging:
+  level: info                 # hot: try debug, then curl / and see the debug lines
+
+api:
+  v2_enabled: false           # hot: try true, then curl /v2/hello
+
+telemetry:
+  sampler:
+    type: parentbased_traceidratio
+    ratio: 0.25               # hot: try 1.0
+
+auth:
+  jwt:
+    ttl: 15m                  # hot: try 1h, then curl /token
+  jwt_secret: demo-signing-key          # secret: masked everywhere selreload shows it
+  admin_master_password: demo-password  # secret
+"""
+
+
+def write_default_config(path: pathlib.Path, *, host: str, port: int) -> None:
+    """Write the demo's starting config (only called when `path` does not exist)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEFAULT_CONFIG.format(host=host, port=port), encoding="utf-8")

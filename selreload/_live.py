@@ -54,7 +54,12 @@ class Live(Generic[C]):
         start_origins: where each leaf came from at start (restart-only leaves keep it).
         last: the result of the last attempt.
         last_error: the error lines of the last failed attempt, until one is applied.
-        healthy: False after a DEGRADED reload, until a reload or rollback succeeds.
+        degraded: why side effects may be half-applied (a rollback failed, an applier
+            hung), until a reload or rollback succeeds.
+        audit_error: why the last audit record could not be written, until one is.
+        rollback_to: the version a rollback made live again, until the sources bring
+            something new.
+        held: the source inputs a rollback holds against: the same bytes again keep it.
     """
 
     state: State = State.UNSTARTED
@@ -67,22 +72,32 @@ class Live(Generic[C]):
     start_origins: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     last: ReloadResult | None = None
     last_error: str | None = None
-    healthy: bool = True
+    degraded: str | None = None
+    audit_error: str | None = None
+    rollback_to: int | None = None
+    held: tuple[str, ...] | None = None
 
     @property
     def version(self) -> int:
         return self.snapshot.version if self.snapshot is not None else 0
 
+    @property
+    def healthy(self) -> bool:
+        return self.degraded is None and self.audit_error is None
+
     def evolve(self, **changes: Any) -> Live[C]:
         return attrs.evolve(self, **changes)
 
-    def status(self, name: str) -> dict[str, Any]:
-        """Version, health, last outcome and error, and restart-pending paths."""
+    def status(self, name: str, *, dead: str | None = None) -> dict[str, Any]:
+        """Version, health (and why not), last outcome and error, restart-pending paths,
+        and the version a rollback went back to. `dead` says why a trigger stopped."""
         snap, last = self.snapshot, self.last
+        reasons = [r for r in (self.degraded, self.audit_error, dead) if r]
         return {
             "name": name,
             "state": self.state.value,
-            "healthy": self.healthy,
+            "healthy": not reasons,
+            "unhealthy_reasons": reasons,
             "version": snap.version if snap else None,
             "digest": snap.digest if snap else None,
             "loaded_at": snap.loaded_at.isoformat() if snap else None,
@@ -90,6 +105,7 @@ class Live(Generic[C]):
             "last_trigger": last.trigger if last else None,
             "last_error": self.last_error,
             "restart_pending": [c.path for c in self.restart_pending],
+            "rollback_to": self.rollback_to,
         }
 
 
@@ -100,6 +116,8 @@ class Attempt:
     trigger: str
     actor: str | None = None
     span: Any = None  # its `selreload.reload` span, when tracing is on
+    rollback_to: int | None = None  # a rollback: the version it makes live again
+    held: tuple[str, ...] | None = None  # a rollback: the source inputs it holds against
     t0: float = attrs.field(factory=time.perf_counter)
 
     def result(self, outcome: Outcome, live: Live[Any], *, previous: int | None = None, **parts: Any) -> ReloadResult:

@@ -19,19 +19,19 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _layers, _mask, _paths, _transaction
 from ._change import Change
 from ._diff import Flat, digest
-from ._errors import ApplyError, ConfigError, StateError, UnknownVersionError
+from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, StateError, UnknownVersionError
 from ._live import Attempt, Live, State, Tried
 from ._metrics import Metrics
 from ._plan import Planner
 from ._policy import PolicyInput, load_policies
-from ._record import AuditRecorder, Fanout, LogRecorder, MetricsRecorder, ReporterRecorder, SubscriberRecorder
+from ._record import Fanout, LogRecorder, MetricsRecorder, Recorder, ReporterRecorder, SubscriberRecorder
 from ._result import Outcome, Plan, ReloadResult
 from ._routes import Batch, Route, Routes, applier_name
 from ._schema import Schema
@@ -79,6 +79,13 @@ def _live_snapshot(live: Live[C]) -> Snapshot[C]:
     return live.snapshot
 
 
+def _why(failure: AuditWriteError | None) -> str | None:
+    if failure is None:
+        return None
+    cause = failure.strerror or type(failure.__cause__ or failure).__name__
+    return f"the audit record could not be written ({cause})"
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -99,6 +106,13 @@ class Reloader(Generic[C]):
         applier_timeout: seconds an applier (or rollback) call may take; past it the
             reload is undone and DEGRADED, and the lock is released. Appliers then run on
             a worker thread with the caller's context. `None`: inline, no deadline.
+        on_audit_failure: when the audit record of a change cannot be written (disk full,
+            I/O error): `"refuse"` undoes the change, so nothing goes live unaudited (the
+            audit is a write-ahead gate); `"degrade"` commits it. Either way `status()` is
+            unhealthy and `selreload_audit_failures_total` counts it until a record is
+            written again.
+        recorders: more outputs of every attempt (see `selreload.typing.Recorder`), called
+            after the built-in ones and before the subscribers.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -117,6 +131,7 @@ class Reloader(Generic[C]):
         "_pin",
         "_planner",
         "_record",
+        "_refuse_unaudited",
         "_routes",
         "_structurer",
         "_subscribers",
@@ -148,11 +163,16 @@ class Reloader(Generic[C]):
         name: str = "default",
         strict: bool = False,
         applier_timeout: float | None = 5.0,
+        on_audit_failure: Literal["refuse", "degrade"] = "refuse",
+        recorders: Iterable[Recorder] = (),
     ) -> None:
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies))
         self.sources: tuple[Source, ...] = tuple(sources)
         self.audit = audit
+        if on_audit_failure not in ("refuse", "degrade"):
+            raise ValueError(f"on_audit_failure must be 'refuse' or 'degrade', got {on_audit_failure!r}")
+        self._refuse_unaudited = on_audit_failure == "refuse"
         self._structurer = Structurer(self.schema)
         self._planner = Planner(self.schema, strict=strict)
         self._routes = Routes()
@@ -167,9 +187,9 @@ class Reloader(Generic[C]):
         self._record = Fanout(
             [
                 MetricsRecorder(self._metrics),
-                *([AuditRecorder(audit, name)] if audit is not None else []),
                 LogRecorder(name),
                 *reporters,
+                *recorders,
                 SubscriberRecorder(self._subscribers, name),
             ],
             name=name,
@@ -246,7 +266,12 @@ class Reloader(Generic[C]):
             inputs=tuple(layer.digest for layer in layers),
             start_origins=snapshot.origins,
         )
-        return self._end(attempt, live, Outcome.APPLIED, previous=previous.version)
+        result = attempt.result(Outcome.APPLIED, live, previous=previous.version)
+        failure = self._audited(result, snapshot)
+        if failure is not None and self._refuse_unaudited:
+            _transaction.undo(batches, snapshot, span=self._tracing.step, call=self._call)
+            raise failure
+        return self._end(attempt, live.evolve(audit_error=_why(failure)), result, audited=True)
 
     def stop(self) -> None:
         """Stop every watcher (joining their threads) and restore the signal handlers
@@ -422,7 +447,9 @@ class Reloader(Generic[C]):
                 kept = ", ".join(str(s.version) for s in self._history)
                 raise UnknownVersionError(f"version {version} is not in history (kept: {kept})")
             with self._tracing.reload("rollback") as span:
-                attempt = Attempt("rollback", actor, span=span)
+                # It holds until the sources bring new bytes: the newest inputs seen.
+                held = live.tried.inputs if live.tried is not None else (live.held or live.inputs)
+                attempt = Attempt("rollback", actor, span=span, rollback_to=version, held=held)
                 # What the sources hold is unchanged by a rollback, and so is what of it
                 # waits for a restart (restart-only leaves are the same in every version).
                 result = self._transition(
@@ -443,6 +470,9 @@ class Reloader(Generic[C]):
             # The sources hold again what is live: whatever was pending for them is back.
             live = live.evolve(restart_pending=live.pending)
             return self._end(attempt, live, Outcome.UNCHANGED, rejected=live.pending)
+        if inputs == live.held:
+            # A rollback holds while the sources hold what they held when it was made.
+            return self._end(attempt, live, Outcome.UNCHANGED, rejected=live.restart_pending)
         if live.tried is not None and inputs == live.tried.inputs:
             return self._end(attempt, live, Outcome.UNCHANGED, rejected=live.restart_pending)
         try:
@@ -491,33 +521,69 @@ class Reloader(Generic[C]):
             scrub=_mask.scrubber(self.schema, live.flat, eff_flat),
             call=self._call,
         )
-        if tx.outcome is not Outcome.APPLIED:
-            if tx.outcome is Outcome.DEGRADED:
-                live = live.evolve(healthy=False)
-            # Not remembered as tried: the appliers may succeed next time.
-            result = self._end(
-                attempt,
-                live.evolve(tried=None),
-                tx.outcome,
-                errors=tx.errors,
-                rejected=rejected,
-                attempted=plan.applied,
-                failed=tx.failed,
+        rollback_to = attempt.rollback_to
+        if tx.outcome is Outcome.APPLIED:
+            new = live.evolve(
+                snapshot=snapshot,
+                flat=eff_flat,
+                inputs=inputs,
+                pending=rejected,
+                tried=None,
+                degraded=None,
+                rollback_to=rollback_to,
+                held=attempt.held,
             )
-            if tx.raised is not None:
-                raise tx.raised  # recorded and undone: now let the process (or task) stop
-            return result
-        new = live.evolve(snapshot=snapshot, flat=eff_flat, inputs=inputs, pending=rejected, tried=None, healthy=True)
-        return self._end(
-            attempt, new, Outcome.APPLIED, inputs=inputs, applied=plan.applied, rejected=rejected, previous=live.version
+            result = attempt.result(
+                Outcome.APPLIED,
+                new,
+                applied=plan.applied,
+                rejected=rejected,
+                previous=live.version,
+                rollback_to=rollback_to,
+            )
+            # The audit record is written before the commit: with "refuse", a change whose
+            # record cannot be written is undone and never goes live.
+            failure = self._audited(result, snapshot)
+            if failure is None or not self._refuse_unaudited:
+                return self._end(attempt, new.evolve(audit_error=_why(failure)), result, audited=True)
+            undone = _transaction.undo(plan.batches, current, span=self._tracing.step, call=self._call)
+            issue = Issue("", f"{_why(failure)}: the change was undone, v{live.version} stays live", "audit")
+            tx = _transaction.TransactionResult(undone.outcome, (issue, *undone.errors), undone.failed, undone.raised)
+            live = live.evolve(audit_error=_why(failure))
+        if tx.outcome is Outcome.DEGRADED:
+            live = live.evolve(degraded=f"a rollback failed in the reload after v{live.version}: restart this service")
+        # Not remembered as tried: the appliers may succeed next time.
+        result = self._end(
+            attempt,
+            live.evolve(tried=None),
+            tx.outcome,
+            errors=tx.errors,
+            rejected=rejected,
+            attempted=plan.applied,
+            failed=tx.failed,
+            rollback_to=rollback_to,
         )
+        if tx.raised is not None:
+            raise tx.raised  # recorded and undone: now let the process (or task) stop
+        return result
 
     def _end(
-        self, attempt: Attempt, live: Live[C], outcome: Outcome, *, inputs: tuple[str, ...] | None = None, **parts: Any
+        self,
+        attempt: Attempt,
+        live: Live[C],
+        outcome: Outcome | ReloadResult,
+        *,
+        inputs: tuple[str, ...] | None = None,
+        audited: bool = False,
+        **parts: Any,
     ) -> ReloadResult:
-        """End an attempt with `outcome`: swap in the state after it (the commit, when it
-        brings a new snapshot), then record it."""
-        result = attempt.result(outcome, live, **parts)
+        """End an attempt with `outcome` (or its finished result): audit it (unless it
+        was, as a commit is before it happens), swap in the state after it (the commit,
+        when it brings a new snapshot), then record it."""
+        result = outcome if isinstance(outcome, ReloadResult) else attempt.result(outcome, live, **parts)
+        if not audited and result.outcome is not Outcome.UNCHANGED and live.snapshot is not None:
+            failure = self._audited(result, live.snapshot)
+            live = live.evolve(audit_error=_why(failure))
         if result.errors:
             last_error: str | None = "\n".join(str(e) for e in result.errors)
         elif result.outcome is Outcome.APPLIED:
@@ -536,6 +602,18 @@ class Reloader(Generic[C]):
         self._tracing.finish(attempt.span, result)
         self._record(result, live)
         return result
+
+    def _audited(self, result: ReloadResult, snapshot: Snapshot[C]) -> AuditWriteError | None:
+        """Write the audit record of `result`; the failure, if it could not be written."""
+        if self.audit is None:
+            return None
+        try:
+            self.audit.record(result, config=self.name, digest=snapshot.digest)
+        except AuditWriteError as exc:
+            self._metrics.audit_failed()
+            _log.error("config %r: %s", self.name, _why(exc))
+            return exc
+        return None
 
     def _load(self) -> list[Layer]:
         return _layers.load(self.sources)
@@ -583,11 +661,8 @@ class Reloader(Generic[C]):
         return self._live.restart_pending
 
     def status(self) -> dict[str, Any]:
-        """Version, health, last outcome and error, and restart-pending paths (read from
-        one consistent state); unhealthy, with the reason, when a watcher has died."""
-        status = self._live.status(self.name)
-        dead = self._triggers.dead() if self._live.state is State.RUNNING else None
-        if dead is not None:
-            status["healthy"] = False
-            status["unhealthy_reason"] = dead
-        return status
+        """Version, health and why not (a failed rollback, an unwritable audit log, a dead
+        watcher), last outcome and error, restart-pending paths and the version a rollback
+        went back to: read from one consistent state."""
+        live = self._live
+        return live.status(self.name, dead=self._triggers.dead() if live.state is State.RUNNING else None)

@@ -155,6 +155,7 @@ class ReloadResult:
         attempted: for ROLLED_BACK and DEGRADED, the hot changes the transaction tried and
             undid (what an operator needs to know to retry or to repair).
         failed: names of the appliers whose apply or rollback raised.
+        rollback_to: for a rollback, the version it made live again (or tried to).
     """
 
     outcome: Outcome
@@ -168,6 +169,7 @@ class ReloadResult:
     previous_version: int = 0
     attempted: tuple[Change, ...] = ()
     failed: tuple[str, ...] = ()
+    rollback_to: int | None = None
 
     @property
     def ok(self) -> bool:

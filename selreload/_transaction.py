@@ -97,22 +97,44 @@ def run(
             errors = [Issue(route.pattern, scrub(f"applier {route.name} failed on {paths}: {_exc_text(exc)}"))]
             failed = [route.name]
             raised = exc if _must_propagate(exc) else None
-            for done_route, done_changes in reversed(done):
-                try:
-                    with span("rollback", done_route.name):
-                        invoke(done_route.applier.rollback, done_changes, old)
-                except BaseException as rexc:  # noqa: BLE001
-                    errors.append(
-                        Issue(done_route.pattern, scrub(f"rollback of {done_route.name} failed: {_exc_text(rexc)}"))
-                    )
-                    failed.append(done_route.name)
-                    if raised is None and _must_propagate(rexc):
-                        raised = rexc
+            undone = undo(done, old, span=span, scrub=scrub, call=invoke)
+            errors.extend(undone.errors)
+            failed.extend(undone.failed)
+            raised = raised or undone.raised
             hung = isinstance(exc, ApplierTimeoutError)
-            outcome = Outcome.DEGRADED if len(failed) > 1 or hung else Outcome.ROLLED_BACK
+            outcome = Outcome.DEGRADED if undone.failed or hung else Outcome.ROLLED_BACK
             return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
         done.append((route, changes))
     return TransactionResult(Outcome.APPLIED)
+
+
+def undo(
+    done: Sequence[Batch],
+    old: Snapshot[Any],
+    *,
+    span: SpanFactory = _no_span,
+    scrub: Callable[[str], str] = lambda s: s,
+    call: Caller | None = None,
+) -> TransactionResult:
+    """Roll back appliers that ran, newest first; every rollback is attempted.
+
+    Returns ROLLED_BACK when all of them succeeded, else DEGRADED with their errors.
+    """
+    invoke = call if call is not None else _inline
+    errors: list[Issue] = []
+    failed: list[str] = []
+    raised: BaseException | None = None
+    for route, changes in reversed(done):
+        try:
+            with span("rollback", route.name):
+                invoke(route.applier.rollback, changes, old)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(Issue(route.pattern, scrub(f"rollback of {route.name} failed: {_exc_text(exc)}")))
+            failed.append(route.name)
+            if raised is None and _must_propagate(exc):
+                raised = exc
+    outcome = Outcome.DEGRADED if failed else Outcome.ROLLED_BACK
+    return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
 
 
 def _exc_text(exc: BaseException) -> str:

@@ -403,15 +403,20 @@ def test_new_audit_file_is_private(tmp_path: pathlib.Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_an_unwritable_audit_does_not_stop_a_reload(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
-    """When the audit record cannot be written, the reload still commits and the failure is
-    logged as an error."""
-    r = reloader(tmp_path, sr.AuditLog(tmp_path / "missing-dir" / "audit.jsonl"))
+def test_an_unwritable_audit_with_degrade_commits_and_says_so(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `on_audit_failure="degrade"`, a reload whose record cannot be written still
+    commits; the failure is logged as an error and status() is unhealthy, saying why."""
+    r = reloader(tmp_path, sr.AuditLog(tmp_path / "missing-dir" / "audit.jsonl"), on_audit_failure="degrade")
     with caplog.at_level(logging.ERROR, logger="selreload"):
         r.start()
         result = reload_with(r, tmp_path, BASE + "level: debug\n")
     assert result.outcome is sr.Outcome.APPLIED and r.current.level == "debug"
-    assert any("could not write the audit record" in rec.getMessage() for rec in caplog.records)
+    assert any("could not be written" in rec.getMessage() for rec in caplog.records)
+    status = r.status()
+    assert status["healthy"] is False
+    assert status["unhealthy_reasons"] == ["the audit record could not be written (No such file or directory)"]
 
 
 def test_repr_names_the_file(tmp_path: pathlib.Path) -> None:

@@ -320,9 +320,14 @@ def test_history_and_rollback(config_file: Writer) -> None:
         assert reloader.snapshot is not None and reloader.snapshot.version == 5
         with pytest.raises(KeyError, match="not in history"):
             reloader.rollback(1)
-        # The file still says "error": a reload from the sources is news again.
+        # The file still says "error", but a rollback holds until the sources change.
+        assert reloader.reload().outcome is sr.Outcome.UNCHANGED
+        assert reloader.current.logging.level == "debug"
+        assert reloader.status()["rollback_to"] == 2
+        config_file("logging:\n  level: warning\n")
         assert reloader.reload().outcome is sr.Outcome.APPLIED
-        assert reloader.current.logging.level == "error"
+        assert reloader.current.logging.level == "warning"
+        assert reloader.status()["rollback_to"] is None
 
 
 def test_subscribers_called_after_commit(config_file: Writer) -> None:

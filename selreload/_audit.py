@@ -1,20 +1,7 @@
 """A tamper-evident audit log: JSON Lines, one fsynced record per attempt, hash-chained.
 
-Each record carries `prev_hash` (the `hash` of the record before it, or `GENESIS` for
-the first) and `hash`: sha256 over the canonical JSON of the record without `hash`:
-compact (`,` and `:` separators), UTF-8, fields in the order written. The line on disk
-is exactly that text with `,"hash":"..."` added before the closing brace, so writing a
-record costs one JSON encoding. With a key, `hash` is HMAC-SHA256 under that key and
-the record says so (`"alg":"hmac-sha256"`, before `prev_hash`): without the key nobody
-can rewrite the file and recompute the chain.
-
-Editing, removing or reordering records breaks the chain at the records touched, and
-`verify_audit()` names every such line. A torn line (a write cut short by a crash, a
-full disk or a file size limit) is not tampering: the writer starts the next record on
-a fresh line chained to the last intact record, and `verify_audit()` reports the torn
-line and checks the chain across it. A keyless chain cannot stop someone who rewrites
-the whole file and recomputes every hash: use a key, or anchor the chain by keeping
-`AuditLog.head` (the last hash) somewhere else.
+The format (canonical JSON, the hash chain, torn lines) is described in `_audit_chain`;
+reading and verifying a file is `_audit_read`. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,141 +9,51 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
-import hashlib
-import hmac
-import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
-from ._change import Change
+from ._audit_chain import (
+    GENESIS,
+    HMAC_SHA256,
+    O_CLOEXEC,
+    canonical,
+    encode,
+    last_hash,
+    load_key,
+    lock_file,
+    mac,
+    record_hash,
+    unlock_file,
+)
+from ._audit_read import AuditLine, AuditProblem, AuditVerification, audit_head, read_audit, scan_audit, verify_audit
 from ._errors import AuditWriteError
-from ._mask import plain
+from ._present import change_to_json
 from ._result import ReloadResult
 
-try:  # POSIX: also keeps writers in other processes from interleaving the chain.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-GENESIS: Final = "0" * 64
-"""The `prev_hash` of the first record of a file."""
-
-HMAC_SHA256: Final = "hmac-sha256"
-"""The `alg` of a keyed record (keyless records carry no `alg`: plain sha256)."""
-
-_TAIL_BLOCK = 64 * 1024
-_MAX_LINE = 64 * 1024 * 1024  # longer lines are read in pieces and reported, never held whole
-_MAX_NAMED = 10_000  # lines named per kind in a verification; the rest are counted
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def _encode(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def canonical(record: dict[str, Any]) -> bytes:
-    """The bytes a record's hash covers: compact UTF-8 JSON of every field but `hash`, in
-    the record's order (JSON parsers keep key order, so a reader rebuilds it exactly)."""
-    return _encode({k: v for k, v in record.items() if k != "hash"}).encode()
-
-
-def _mac(body: bytes, key: bytes | None) -> str:
-    if key is None:
-        return hashlib.sha256(body).hexdigest()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def record_hash(record: dict[str, Any], *, key: bytes | None = None) -> str:
-    """sha256 (hex) of `canonical(record)`; HMAC-SHA256 under `key` when given."""
-    return _mac(canonical(record), key)
-
-
-def load_key(key: bytes | str | None = None, key_file: str | os.PathLike[str] | None = None) -> bytes | None:
-    """The HMAC key from `key` or from the contents of `key_file` (surrounding whitespace
-    stripped), or None for a keyless chain.
-
-    Raises:
-        ValueError: both given, or the key is empty.
-        OSError: `key_file` cannot be read.
-    """
-    if key is not None and key_file is not None:
-        raise ValueError("give the audit key or a key file, not both")
-    if key_file is not None:
-        with open(key_file, "rb") as fh:
-            key = fh.read().strip()
-        if not key:
-            raise ValueError(f"{os.fspath(key_file)}: the audit key file is empty")
-    if isinstance(key, str):
-        key = key.encode()
-    if key is not None and not key:
-        raise ValueError("the audit key is empty")
-    return key
-
-
-def _change(c: Change, action: str) -> dict[str, Any]:
-    return {
-        "path": c.path,
-        "old": plain(c.old, secret=c.secret),
-        "new": plain(c.new, secret=c.secret),
-        "policy": c.policy.value,
-        "action": action,
-    }
+__all__ = [
+    "GENESIS",
+    "HMAC_SHA256",
+    "AuditLine",
+    "AuditLog",
+    "AuditProblem",
+    "AuditVerification",
+    "audit_head",
+    "canonical",
+    "load_key",
+    "read_audit",
+    "record_hash",
+    "scan_audit",
+    "verify_audit",
+]
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
-
-
-def _lock(fd: int, *, shared: bool = False) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-
-
-def _unlock(fd: int) -> None:
-    if fcntl is not None:
-        with contextlib.suppress(OSError):  # closing the descriptor releases it too
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _last_hash(fd: int, size: int) -> tuple[str, bool]:
-    """The `hash` of the last intact record below `size`, and whether the file ends in a
-    newline. A torn last line (a crash mid-write) is skipped: the chain goes on from the
-    record before it, and `verify_audit` reports the torn line."""
-    if size == 0:
-        return GENESIS, True
-    ends_with_newline = os.pread(fd, 1, size - 1) == b"\n"
-    end = size
-    carry = b""
-    while end > 0:
-        start = max(0, end - _TAIL_BLOCK)
-        chunk = os.pread(fd, end - start, start) + carry
-        lines = chunk.split(b"\n")
-        # The first piece may be the end of a line that starts in an earlier block.
-        carry = lines[0] if start > 0 else b""
-        complete = lines[1:] if start > 0 else lines
-        for line in reversed(complete):
-            found = _hash_of(line)
-            if found is not None:
-                return found, ends_with_newline
-        end = start
-    return GENESIS, ends_with_newline
-
-
-def _hash_of(line: bytes) -> str | None:
-    if not line.strip():
-        return None
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    value = record.get("hash") if isinstance(record, dict) else None
-    return value if isinstance(value, str) else None
 
 
 class _Chain:
@@ -193,7 +90,7 @@ class _Chain:
             os.close(self.fd)
             self.fd = None
         created = not os.path.exists(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | O_CLOEXEC, 0o600)
         if created:
             _fsync_dir(self.path)
         st = os.fstat(fd)
@@ -204,13 +101,13 @@ class _Chain:
         with self.lock:
             try:
                 fd = self._open()
-                _lock(fd)
+                lock_file(fd)
             except OSError as exc:
                 raise _write_error(self.path, exc, record) from exc
             try:
                 return self._append_locked(fd, record, fsync=fsync, key=key)
             finally:
-                _unlock(fd)
+                unlock_file(fd)
 
     def _append_locked(self, fd: int, record: dict[str, Any], *, fsync: bool, key: bytes | None) -> dict[str, Any]:
         try:
@@ -219,7 +116,7 @@ class _Chain:
             if size != self.end:
                 # First write, a failed one, or another process (a forked child, a second
                 # worker) appended or truncated: chain to what is on disk, under the lock.
-                self.head, ends = _last_hash(fd, size)
+                self.head, ends = last_hash(fd, size)
                 newline_missing = not ends
         except OSError as exc:
             self.end = -1
@@ -227,8 +124,8 @@ class _Chain:
         if key is not None:
             record["alg"] = HMAC_SHA256
         record["prev_hash"] = self.head
-        body = _encode(record).encode()
-        digest = _mac(body, key)
+        body = encode(record).encode()
+        digest = mac(body, key)
         line = body[:-1] + b',"hash":"' + digest.encode() + b'"}\n'
         # A torn tail (a crash mid-write) gets its newline first: the record never glues on.
         data = (b"\n" if newline_missing else b"") + line
@@ -400,9 +297,9 @@ class AuditLog:
             AuditWriteError: the record did not reach the disk (the head did not move).
         """
         changes = (
-            [_change(c, "apply") for c in result.applied]
-            + [_change(c, "rolled_back") for c in result.attempted]
-            + [_change(c, "reject") for c in result.rejected]
+            [change_to_json(c, action="apply", mark_secret=False) for c in result.applied]
+            + [change_to_json(c, action="rolled_back", mark_secret=False) for c in result.attempted]
+            + [change_to_json(c, action="reject", mark_secret=False) for c in result.rejected]
         )
         return self._append(
             {
@@ -524,275 +421,3 @@ class AuditLog:
     def close(self) -> None:
         """Write the pending denial counts (`flush()`); the log can still be used after."""
         self.flush()
-
-
-@attrs.frozen
-class AuditProblem:
-    """One line `verify_audit` did not accept as an intact record.
-
-    Attributes:
-        line: 1-based line number.
-        kind: `torn` (a write cut short: not tampering, the chain continues across it),
-            `tampered` (edited, removed around, inserted or moved), or `keyed` (an
-            HMAC record checked without the key).
-        reason: what was found.
-    """
-
-    line: int
-    kind: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@attrs.frozen
-class AuditVerification:
-    """What `verify_audit` found.
-
-    Attributes:
-        ok: no record was tampered with and every one could be checked (torn lines
-            allowed: they are reported in `torn`).
-        records: the number of lines in the file.
-        first_bad: the 1-based line of the first tampered (or unverifiable) record, or
-            `None` when `ok`.
-        reason: why that line is bad (`""` when `ok`).
-        last_hash: the `hash` of the last record that verified (`GENESIS` for an empty file).
-        torn: the lines that are torn writes (the first 10,000).
-        tampered: the lines that are tampered with (the first 10,000).
-        problems: every torn, tampered or unverifiable line with its reason (the first
-            10,000 of each kind); `omitted` counts those left out.
-    """
-
-    ok: bool
-    records: int
-    first_bad: int | None = None
-    reason: str = ""
-    last_hash: str = GENESIS
-    torn: tuple[int, ...] = ()
-    tampered: tuple[int, ...] = ()
-    problems: tuple[AuditProblem, ...] = ()
-    omitted: int = 0
-
-    def __str__(self) -> str:
-        torn = ""
-        if self.torn:
-            torn = f"; {len(self.torn)} torn line{'s' if len(self.torn) > 1 else ''} skipped ({_lines_text(self.torn)})"
-        if self.ok:
-            return f"ok: {self.records} records, chain intact (head {self.last_hash[:16]}){torn}"
-        return f"line {self.first_bad}: {self.reason}"
-
-
-def _lines_text(lines: tuple[int, ...], shown: int = 10) -> str:
-    text = ", ".join(str(n) for n in lines[:shown])
-    return text + (f", +{len(lines) - shown} more" if len(lines) > shown else "")
-
-
-@attrs.frozen
-class AuditLine:
-    """One line as the scan saw it: a record (None for a torn or garbage line), and its
-    problem (`kind` is "" for an intact record)."""
-
-    number: int
-    record: dict[str, Any] | None
-    kind: str = ""
-    reason: str = ""
-
-
-def _snapshot_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line without its newline) up to the size the file had under a shared
-    lock: every writer appends under the exclusive lock, so no half-written record is
-    read (a verify racing appends once saw one). The lock is not held while reading, so
-    writers never wait for a long verify. Lines over `_MAX_LINE` come as None."""
-    with open(path, "rb") as fh:
-        _lock(fh.fileno(), shared=True)
-        try:
-            left = os.fstat(fh.fileno()).st_size
-        finally:
-            _unlock(fh.fileno())
-        number = 0
-        while left > 0:
-            line = fh.readline(min(left, _MAX_LINE + 1))
-            if not line:
-                return  # truncated under us
-            left -= len(line)
-            number += 1
-            if line.endswith(b"\n"):
-                yield number, line[:-1]
-            elif len(line) > _MAX_LINE:
-                while left > 0 and not line.endswith(b"\n"):  # skip it in bounded pieces
-                    line = fh.readline(min(left, _TAIL_BLOCK))
-                    left -= len(line)
-                    if not line:
-                        return
-                yield number, None
-            else:
-                yield number, line  # the last line, without a newline
-
-
-def _torn(raw: bytes) -> bool:
-    """A line that cannot be a whole record but can be the start of one: what a write cut
-    short leaves (possibly padded with NULs by a crash), never an edit that hides a
-    record: the record after it must still chain to the one before it."""
-    body = raw.strip(b"\0")
-    return bool(raw) and (not body or body.startswith(b"{"))
-
-
-def scan_audit(path: str | os.PathLike[str], *, key: bytes | None = None) -> Iterator[AuditLine]:
-    """Every line with its verdict, streamed (what `audit show` prints)."""
-    for line in _scan(path, key):
-        yield AuditLine(*line)
-
-
-_decode = json.JSONDecoder().decode  # on str: json.loads(bytes) guesses the encoding each time
-
-
-def _scan(path: str | os.PathLike[str], key: bytes | None) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
-    """(line, record, kind, reason) of every line. After a bad record the check goes on
-    from the hash that record claims, so every later edit is found too."""
-    expected = GENESIS
-    expected_line = 0
-    for number, raw in _snapshot_lines(path):
-        if raw is None:
-            yield number, None, "tampered", f"longer than {_MAX_LINE} bytes: not an audit record"
-            continue
-        try:
-            record = _decode(raw.decode())
-        except ValueError:  # UnicodeDecodeError included: a write cut inside a character
-            if _torn(raw):
-                yield number, None, "torn", f"torn line ({len(raw)} bytes): a write cut short, skipped"
-            else:
-                yield number, None, "tampered", "not a JSON record: an edit"
-            continue
-        claimed = record.get("hash") if type(record) is dict else None
-        if type(claimed) is not str:
-            yield number, None, "tampered", "not an audit record (no hash)"
-            continue
-        kind, reason = _check(raw, record, claimed, key)
-        if not kind and record.get("prev_hash") != expected:
-            where = "the start of the file" if expected_line == 0 else f"line {expected_line}"
-            kind, reason = "tampered", f"prev_hash does not follow {where}: a record was removed, inserted or moved"
-        yield number, record, kind, reason
-        expected, expected_line = claimed, number
-
-
-def _check(raw: bytes, record: dict[str, Any], claimed: str, key: bytes | None) -> tuple[str, str]:
-    alg = record.get("alg")
-    if alg is None:
-        if key is not None:
-            return "tampered", "not keyed (no alg): written without the key, or the file was rewritten"
-    elif alg != HMAC_SHA256:
-        return "tampered", f"unknown alg {alg!r}"
-    elif key is None:
-        return "keyed", "hmac-sha256 record: verify it with the key"
-    used = key if alg is not None else None
-    # The line as written is the hashed body plus the hash: check those bytes (no
-    # re-encoding), and the canonical form only for a line some tool reformatted.
-    cut = len(raw) - 75  # ,"hash":" + 64 hex + "}
-    fast = cut > 0 and raw[cut:] == b',"hash":"' + claimed.encode() + b'"}'
-    if fast and hmac.compare_digest(_mac(raw[:cut] + b"}", used), claimed):
-        return "", ""
-    if hmac.compare_digest(record_hash(record, key=used), claimed):
-        return "", ""
-    return "tampered", "hash does not match the content: the record was edited"
-
-
-def verify_audit(
-    path: str | os.PathLike[str],
-    *,
-    key: bytes | str | None = None,
-    key_file: str | os.PathLike[str] | None = None,
-) -> AuditVerification:
-    """Check every record's hash and the chain from `GENESIS`; name every bad line.
-
-    An edited record fails its own hash; a removed, inserted or moved one breaks the
-    `prev_hash` link of the record at its place. A torn line (a write cut short) is
-    reported as torn and skipped: the record after it chains to the last intact record.
-    Removing records from the end leaves a valid shorter chain: compare `last_hash` with
-    an `AuditLog.head` kept elsewhere. The file is streamed (memory does not grow with
-    it) up to its size under a shared lock, so appends during a verify are not misread.
-
-    Args:
-        path: the audit file.
-        key, key_file: the HMAC key of a keyed chain: then every record must be keyed.
-            Without one, keyed records are reported as unverifiable (kind `keyed`).
-
-    Raises:
-        OSError: the file (or the key file) cannot be read.
-        ValueError: both `key` and `key_file`, or an empty key.
-    """
-    secret = load_key(key, key_file)
-    count = 0
-    last_good = GENESIS
-    first: AuditProblem | None = None
-    named: dict[str, list[int]] = {"torn": [], "tampered": [], "keyed": []}
-    problems: list[AuditProblem] = []
-    omitted = 0
-    for number, record, kind, reason in _scan(path, secret):
-        count = number
-        if not kind:
-            last_good = record["hash"] if record is not None else last_good
-            continue
-        problem = AuditProblem(number, kind, reason)
-        if first is None and kind != "torn":
-            first = problem
-        if len(named[kind]) < _MAX_NAMED:
-            named[kind].append(number)
-            problems.append(problem)
-        else:
-            omitted += 1
-    return AuditVerification(
-        first is None,
-        count,
-        first.line if first is not None else None,
-        first.reason if first is not None else "",
-        last_good,
-        tuple(named["torn"]),
-        tuple(named["tampered"]),
-        tuple(problems),
-        omitted,
-    )
-
-
-def audit_head(path: str | os.PathLike[str]) -> str:
-    """The `hash` of the last intact record of the file (`GENESIS` when empty), read from
-    its tail under a shared lock. Not a verification: run `verify_audit` for that.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
-    try:
-        _lock(fd, shared=True)
-        return _last_hash(fd, os.fstat(fd).st_size)[0]
-    finally:
-        os.close(fd)
-
-
-def read_audit(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every record of an audit file, in order; torn lines (writes cut short) are skipped.
-    Run `verify_audit` to trust them.
-
-    Raises:
-        ValueError: a line is not a JSON record and not a torn write (`file:line: ...`).
-        OSError: the file cannot be read.
-    """
-    records = []
-    name = os.fspath(path)
-    for number, raw in _snapshot_lines(path):
-        if raw is None:
-            raise ValueError(f"{name}:{number}:1: not a JSON record: longer than {_MAX_LINE} bytes")
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            if _torn(raw):
-                continue
-            raise ValueError(f"{name}:{number}:{exc.colno}: not a JSON record: {exc.msg}") from None
-        except ValueError as exc:
-            if _torn(raw):
-                continue
-            raise ValueError(f"{name}:{number}:1: not a JSON record: {exc}") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{name}:{number}:1: not a JSON object")
-        records.append(record)
-    return records

@@ -7,7 +7,6 @@ from typing import Any
 
 import attrs
 
-from ._mask import render
 from ._values import UNSET
 
 __all__ = ["UNSET", "Change", "Policy"]
@@ -43,8 +42,8 @@ class Change:
         return attrs.evolve(self, old=self.new, new=self.old)
 
     def __repr__(self) -> str:
-        old = render(self.old, secret=self.secret)
-        new = render(self.new, secret=self.secret)
-        return f"Change({self.path!r}, {old} -> {new}, {self.policy.value})"
+        from ._present import transition  # the one renderer of a change; it imports this module
+
+        return f"Change({self.path!r}, {transition(self)}, {self.policy.value})"
 
     __str__ = __repr__

@@ -13,9 +13,9 @@ from ._layers import load, origins, structure
 from ._mask import MASK, render
 from ._paths import matches
 from ._policy import PolicyInput, load_policies
+from ._present import explain_table
 from ._schema import Schema
 from ._structure import Structurer
-from ._text import table
 from ._typing import Source
 
 
@@ -80,12 +80,5 @@ def explain(
 
 
 def render_table(explanations: Iterable[Explanation]) -> str:
-    """A fixed-width table, one leaf per line: PATH, VALUE, POLICY, ORIGIN."""
-    rows = [("PATH", "VALUE", "POLICY", "ORIGIN")]
-    for e in explanations:
-        value = e.rendered_value()
-        if len(value) > 60:
-            value = value[:57] + "..."
-        policy = e.policy.value + (", secret" if e.secret else "")
-        rows.append((e.path, value, policy, e.origin))
-    return table(rows)
+    """A fixed-width table, one leaf per line: PATH, VALUE, POLICY, ORIGIN (`_present.explain_table`)."""
+    return explain_table(explanations)

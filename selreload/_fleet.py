@@ -21,13 +21,11 @@ from ._errors import ConfigError
 from ._etcd_client import parse_endpoints, run_sync, with_client
 from ._plan import plan
 from ._policy import PolicyInput, load_policies
+from ._present import fleet_summary, fleet_table
+from ._result import Outcome
 from ._schema import Schema
 from ._structure import Structurer
-from ._text import table
 from ._yaml import parse_document
-
-# The outcomes with which an instance accepts a revision (see `Etcd.report`).
-_ACK = ("applied", "unchanged", "rejected")
 
 
 def _default_prefix(key: str) -> str:
@@ -69,7 +67,12 @@ class FleetRow:
 
     @property
     def acked(self) -> bool:
-        return self.outcome in _ACK
+        """The instance accepted the revision: its outcome is an ok one (`Outcome.ok`:
+        applied, unchanged or rejected, as `Etcd.report` ACKs them)."""
+        try:
+            return Outcome(self.outcome).ok
+        except ValueError:  # `unreadable`, or a status written by something else
+            return False
 
     @classmethod
     def parse(cls, instance: str, body: bytes) -> FleetRow:
@@ -105,10 +108,6 @@ class FleetRow:
         }
 
 
-def _cell(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
-
-
 @attrs.frozen
 class FleetStatus:
     """Every live instance's report on one key, and the key's latest revision.
@@ -131,37 +130,12 @@ class FleetStatus:
         return sum(1 for r in self.rows if r.applied_revision == self.latest_revision and r.acked)
 
     def summary(self) -> str:
-        total = len(self.rows)
-        if self.latest_revision is None:
-            return f"{self.key} does not exist in etcd; {total} instances reporting"
-        line = f"{self.on_latest} of {total} instances on the latest revision {self.latest_revision}"
-        refused = sum(1 for r in self.rows if r.revision == self.latest_revision and not r.acked)
-        pending = sum(1 for r in self.rows if r.rejected)
-        extra = [f"{refused} refused it"] if refused else []
-        extra += [f"{pending} with a restart pending"] if pending else []
-        return line + (f" ({', '.join(extra)})" if extra else "")
+        """One line: how many run the latest revision, refused it, wait for a restart."""
+        return fleet_summary(self)
 
     def render(self) -> str:
         """A table, one row per instance, and the summary line."""
-        head = ("INSTANCE", "VERSION", "APPLIED", "LAST", "OUTCOME", "REJECTED", "ERRORS")
-        rows = [head]
-        for r in self.rows:
-            first_error = (
-                r.errors[0] + (f" (+{len(r.errors) - 1} more)" if len(r.errors) > 1 else "") if r.errors else ""
-            )
-            rows.append(
-                (
-                    r.instance,
-                    _cell(r.version),
-                    _cell(r.applied_revision),
-                    _cell(r.revision),
-                    r.outcome,
-                    _cell(", ".join(r.rejected)),
-                    _cell(first_error),
-                )
-            )
-        body = table(rows) if self.rows else "no instance reports a status"
-        return f"{body}\n{self.summary()}"
+        return fleet_table(self)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ._change import Change
-from ._mask import render
+from ._present import change_line
 from ._result import Outcome, ReloadResult
 
 log = logging.getLogger("selreload.reload")
@@ -20,10 +19,6 @@ _LEVELS = {
 }
 
 
-def _change(c: Change) -> str:
-    return f"{c.path} {render(c.old, secret=c.secret)} -> {render(c.new, secret=c.secret)}"
-
-
 def log_result(result: ReloadResult, *, name: str) -> None:
     """INFO for an applied reload (each change old -> new), WARNING per rejected
     restart-only change, ERROR for INVALID/ROLLED_BACK, CRITICAL for DEGRADED."""
@@ -31,7 +26,7 @@ def log_result(result: ReloadResult, *, name: str) -> None:
     head = f"config {name!r} reload ({result.trigger}"
     head += f", by {result.actor})" if result.actor else ")"
     if result.outcome is Outcome.APPLIED:
-        changes = "; ".join(_change(c) for c in result.applied) or "initial config"
+        changes = "; ".join(change_line(c) for c in result.applied) or "initial config"
         log.log(level, "%s applied v%d: %s", head, result.version, changes)
     elif result.outcome is Outcome.UNCHANGED:
         pending = ", ".join(c.path for c in result.rejected)
@@ -43,7 +38,7 @@ def log_result(result: ReloadResult, *, name: str) -> None:
         log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version)
     else:
         errors = "; ".join(str(e) for e in result.errors)
-        undone = f" (undone: {'; '.join(_change(c) for c in result.attempted)})" if result.attempted else ""
+        undone = f" (undone: {'; '.join(change_line(c) for c in result.attempted)})" if result.attempted else ""
         log.log(level, "%s %s, v%d stays live: %s%s", head, result.outcome.value, result.version, errors, undone)
     for c in result.rejected:
-        log.warning("config %r: %s needs a restart (restart pending): %s", name, c.path, _change(c))
+        log.warning("config %r: %s needs a restart (restart pending): %s", name, c.path, change_line(c))

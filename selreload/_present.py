@@ -1,28 +1,64 @@
-"""Showing changes, plans and reload results to people (tables, blocks) and to JSON."""
+"""The one renderer: changes, plans, results, explanations, fleet and audit, for people and JSON."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import Any
+import json
+import typing
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ._change import Change
 from ._mask import plain, render
-from ._result import Action, Outcome, Plan, ReloadResult
+from ._result import Outcome
 from ._text import table
 
-RESTART = "reject: restart required"
+if TYPE_CHECKING:
+    from ._change import Change
+    from ._explain import Explanation
+    from ._fleet import FleetStatus
+    from ._result import Plan, ReloadResult
+    from ._schema import Schema
 
 
-def change_to_json(change: Change) -> dict[str, Any]:
-    """A change as JSON-ready data, secret values masked and `UNSET` as `null`."""
-    return {
+# --- one change ------------------------------------------------------------------------------
+
+
+def _arrow(old: str, new: str) -> str:
+    return f"{old} -> {new}"
+
+
+def transition(change: Change) -> str:
+    """`old -> new`, each value as people read it (`'info'`, `15m`), secrets masked."""
+    return _arrow(render(change.old, secret=change.secret), render(change.new, secret=change.secret))
+
+
+def change_line(change: Change) -> str:
+    """`path old -> new`, secrets masked: a change in a log line or a narrated block."""
+    return f"{change.path} {transition(change)}"
+
+
+def change_to_json(change: Change, *, action: str | None = None, mark_secret: bool = True) -> dict[str, Any]:
+    """A change as JSON-ready data, secret values masked and `UNSET` as `null`.
+
+    Keys, in this order: `path`, `old`, `new`, `policy`, then `secret` (unless
+    `mark_secret` is False) and `action` (when given). The audit record's change is
+    `change_to_json(c, action=..., mark_secret=False)`: its key order is part of the
+    hashed canonical JSON, so it must not move.
+    """
+    data: dict[str, Any] = {
         "path": change.path,
         "old": plain(change.old, secret=change.secret),
         "new": plain(change.new, secret=change.secret),
         "policy": change.policy.value,
-        "secret": change.secret,
     }
+    if mark_secret:
+        data["secret"] = change.secret
+    if action is not None:
+        data["action"] = action
+    return data
+
+
+# --- plans and results -----------------------------------------------------------------------
 
 
 def result_to_json(result: ReloadResult) -> dict[str, Any]:
@@ -45,19 +81,125 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     """A plan as JSON-ready data: outcome, every change with its action, errors."""
     return {
         "outcome": plan.outcome.value,
-        "changes": [
-            change_to_json(s.change) | {"action": "apply" if s.action is Action.APPLY else RESTART} for s in plan.steps
-        ],
+        "changes": [change_to_json(s.change, action=s.describe(appliers=False)) for s in plan.steps],
         "errors": [str(e) for e in plan.errors],
     }
 
 
-def plan_table(plan: Plan) -> str:
-    """Every change of a plan (path, old, new, policy, action), secrets masked."""
-    return plan.table(appliers=False)
+def plan_table(plan: Plan, *, appliers: bool = True) -> str:
+    """Every change of a plan (path, old, new, policy, action), secrets masked; or the
+    errors, or `no changes`. Without `appliers`, the action says only `apply` (a plan
+    made outside the service, as by the CLI, does not know which appliers it has)."""
+    if plan.errors:
+        return "\n".join(str(e) for e in plan.errors)
+    if not plan.steps:
+        return "no changes"
+    rows = [("PATH", "OLD", "NEW", "POLICY", "ACTION")]
+    for s in plan.steps:
+        c = s.change
+        old, new = render(c.old, secret=c.secret), render(c.new, secret=c.secret)
+        policy = c.policy.value + (" (secret)" if c.secret else "")
+        rows.append((c.path, old, new, policy, s.describe(appliers=appliers)))
+    return table(rows)
 
 
-# --- a reload as a short block for a terminal ----------------------------------------------
+# --- explain and policies --------------------------------------------------------------------
+
+
+def explain_table(explanations: Iterable[Explanation]) -> str:
+    """A fixed-width table, one leaf per line: PATH, VALUE, POLICY, ORIGIN."""
+    rows = [("PATH", "VALUE", "POLICY", "ORIGIN")]
+    for e in explanations:
+        value = e.rendered_value()
+        if len(value) > 60:
+            value = value[:57] + "..."
+        policy = e.policy.value + (", secret" if e.secret else "")
+        rows.append((e.path, value, policy, e.origin))
+    return table(rows)
+
+
+def _type_name(tp: Any) -> str:
+    """`int`, `timedelta`, `dict[str, bool]`, `str | None`: annotations as people write them."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    text = tp if isinstance(tp, str) else repr(tp)
+    for module in ("typing.", "datetime.", "collections.abc.", "pathlib.", "enum."):
+        text = text.replace(module, "")
+    return text
+
+
+def policies_table(schema: Schema) -> str:
+    """One row per leaf: PATH (`.<key>` under a mapping), TYPE, POLICY, SECRET."""
+    rows: list[Sequence[str]] = [("PATH", "TYPE", "POLICY", "SECRET")]
+    for leaf in schema.leaves.values():
+        path = leaf.path + (".<key>" if leaf.mapping else "")
+        rows.append((path, _type_name(leaf.type), leaf.policy.value, "yes" if leaf.secret else ""))
+    return table(rows)
+
+
+# --- fleet -----------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def fleet_summary(status: FleetStatus) -> str:
+    """How many instances run the latest revision, how many refused it, how many wait."""
+    total = len(status.rows)
+    if status.latest_revision is None:
+        return f"{status.key} does not exist in etcd; {total} instances reporting"
+    line = f"{status.on_latest} of {total} instances on the latest revision {status.latest_revision}"
+    refused = sum(1 for r in status.rows if r.revision == status.latest_revision and not r.acked)
+    pending = sum(1 for r in status.rows if r.rejected)
+    extra = [f"{refused} refused it"] if refused else []
+    extra += [f"{pending} with a restart pending"] if pending else []
+    return line + (f" ({', '.join(extra)})" if extra else "")
+
+
+def fleet_table(status: FleetStatus) -> str:
+    """A table, one row per instance, and the summary line."""
+    rows = [("INSTANCE", "VERSION", "APPLIED", "LAST", "OUTCOME", "REJECTED", "ERRORS")]
+    for r in status.rows:
+        first_error = r.errors[0] + (f" (+{len(r.errors) - 1} more)" if len(r.errors) > 1 else "") if r.errors else ""
+        rows.append(
+            (
+                r.instance,
+                _cell(r.version),
+                _cell(r.applied_revision),
+                _cell(r.revision),
+                r.outcome,
+                _cell(", ".join(r.rejected)),
+                _cell(first_error),
+            )
+        )
+    body = table(rows) if status.rows else "no instance reports a status"
+    return f"{body}\n{fleet_summary(status)}"
+
+
+# --- audit records ---------------------------------------------------------------------------
+
+
+def audit_text(record: dict[str, Any]) -> str:
+    """An audit record as `audit show` prints it: a head line, then one line per change
+    (values as recorded, so secrets stay masked) and per error."""
+    ts = str(record.get("ts", "?"))[:19].replace("T", " ")
+    head = f"{ts}  {record.get('config', '?')} v{record.get('version')}  {str(record.get('outcome', '?')).upper()}"
+    head += f"  trigger={record.get('trigger')}"
+    if record.get("actor"):
+        head += f" actor={record['actor']}"
+    lines = [head]
+    for c in record.get("changes") or []:
+        if not isinstance(c, dict):
+            continue
+        action = "restart pending" if c.get("action") == "reject" else c.get("action", "")
+        values = _arrow(json.dumps(c.get("old"), default=str), json.dumps(c.get("new"), default=str))
+        lines.append(f"    {c.get('path')}: {values}  ({action})")
+    lines.extend(f"    ! {e}" for e in record.get("errors") or [])
+    return "\n".join(lines)
+
+
+# --- a reload as a short block for a terminal ------------------------------------------------
 
 _COLORS = {"green": "32", "yellow": "33", "red": "31", "magenta": "35", "dim": "2", "bold": "1"}
 _OUTCOME_COLOR = {
@@ -101,21 +243,12 @@ def narrate(result: ReloadResult, *, paint: Painter) -> str:
     head = f"{paint(_clock(), 'dim')} reload {head}  ({result.trigger}{who}, {ms})"
     if result.outcome is Outcome.REJECTED:
         head += " - only restart-only changes, nothing applied"
-    elif result.outcome in (Outcome.INVALID, Outcome.ROLLED_BACK):
-        head += f" - v{result.version} stays live"
     elif result.outcome is Outcome.DEGRADED:
         head += " - a rollback failed too: restart this service"
-    rows: list[Sequence[str]] = []
-    for c in result.applied:
-        rows.append(("   " + c.path, f"{render(c.old, secret=c.secret)} -> {render(c.new, secret=c.secret)}", ""))
-    for c in result.rejected:
-        rows.append(
-            (
-                " ! " + c.path,
-                f"{render(c.old, secret=c.secret)} -> {render(c.new, secret=c.secret)}",
-                paint("restart pending", "yellow"),
-            )
-        )
+    elif not result.outcome.ok:
+        head += f" - v{result.version} stays live"
+    rows: list[Sequence[str]] = [("   " + c.path, transition(c), "") for c in result.applied]
+    rows += [(" ! " + c.path, transition(c), paint("restart pending", "yellow")) for c in result.rejected]
     lines = [head]
     if rows:
         lines.append(table(rows))

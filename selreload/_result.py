@@ -9,8 +9,6 @@ import attrs
 
 from ._change import Change
 from ._errors import Issue
-from ._mask import render
-from ._text import table
 
 
 class Outcome(enum.Enum):
@@ -119,23 +117,16 @@ class Plan:
 
     def table(self, *, appliers: bool = True) -> str:
         """A fixed-width table of every change, secrets masked (or the errors, or
-        `no changes`)."""
-        if self.errors:
-            return "\n".join(str(e) for e in self.errors)
-        if not self.steps:
-            return "no changes"
-        rows = [("PATH", "OLD", "NEW", "POLICY", "ACTION")]
-        for s in self.steps:
-            c = s.change
-            old, new = render(c.old, secret=c.secret), render(c.new, secret=c.secret)
-            policy = c.policy.value + (" (secret)" if c.secret else "")
-            rows.append((c.path, old, new, policy, s.describe(appliers=appliers)))
-        return table(rows)
+        `no changes`); see `_present.plan_table`."""
+        from ._present import plan_table  # `_present` renders results: it imports this module
+
+        return plan_table(self, appliers=appliers)
 
     def __repr__(self) -> str:
         return f"Plan(outcome={self.outcome.value}, steps={list(self.steps)!r}, errors={len(self.errors)})"
 
-    __str__ = table
+    def __str__(self) -> str:
+        return self.table()
 
 
 @attrs.frozen(repr=False)

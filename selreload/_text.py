@@ -1,4 +1,4 @@
-"""Plain-text tables for people: the one renderer every table in selreload uses."""
+"""Plain-text column alignment: the low-level piece under every table `_present` builds."""
 
 from __future__ import annotations
 

@@ -1,0 +1,154 @@
+"""What every `selreload` command shares: exit codes, `CliError`, loading what the user names."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pathlib
+import sys
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import PolicyError
+from ._paths import hint
+from ._policy import load_policies
+from ._schema import Schema, is_config
+from ._typing import Source
+
+PROG = "selreload"
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_RESTART = 2
+
+
+class CliError(Exception):
+    """A failure the user can fix, reported as one line: `selreload: error: <message>`."""
+
+
+# --- loading what the user names ------------------------------------------------------------
+
+
+def schema_spec(text: str) -> str:
+    # Syntax only (an argparse usage error, exit 2); importing it happens later (exit 1).
+    module, sep, attr = text.partition(":")
+    if not sep or not module or not attr:
+        raise argparse.ArgumentTypeError(f"expected module:Class (like myapp.settings:AppConfig), got {text!r}")
+    return text
+
+
+def load_schema(spec: str) -> type[Any]:
+    """Import `module:Class` (the current directory first on the path) and check that it
+    is a config class.
+
+    Raises:
+        CliError: the module cannot be imported, lacks the attribute, or it is not a class
+            made with `@selreload.config` (or attrs).
+    """
+    module_name, _, attr = spec.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise CliError(f"--schema {spec}: no module named {exc.name!r} (looked in {cwd} and sys.path)") from None
+        raise CliError(f"--schema {spec}: importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the user's module raises, one line
+        raise CliError(f"--schema {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            candidates = [n for n, v in vars(module).items() if is_config(v)]
+            listed = f"; config classes there: {', '.join(candidates)}" if candidates else ""
+            tip = hint(part, candidates, otherwise=listed)
+            raise CliError(f"--schema {spec}: module {module_name!r} has no attribute {attr!r}{tip}")
+        obj = getattr(obj, part)
+    if not is_config(obj):
+        raise CliError(
+            f"--schema {spec}: {attr} is not a config class ({type(obj).__name__}); decorate it with @selreload.config"
+        )
+    return typing.cast(type[Any], obj)
+
+
+def existing(path: str) -> pathlib.Path:
+    """`path` as a Path, or `CliError` when it is missing or not a file."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: no such file")
+    if not p.is_file():
+        raise CliError(f"{path}: not a file")
+    return p
+
+
+def file_source(path: str) -> Source:
+    """An unwatched file source chosen by extension: .json, .toml, else YAML (ConfigMap
+    keys often have no extension). A CLI run reads once."""
+    existing(path)
+    suffix = pathlib.Path(path).suffix.lower()
+    if suffix == ".json":
+        from .sources import JsonFile
+
+        return typing.cast(Source, JsonFile(path, watch=False))
+    if suffix == ".toml":
+        from .sources import TomlFile
+
+        return typing.cast(Source, TomlFile(path, watch=False))
+    from .sources import YamlFile
+
+    return YamlFile(path, watch=False)
+
+
+def env_source(prefix: str) -> Source:
+    """Environment variables under `prefix` (`APP_LOGGING__LEVEL`)."""
+    from .sources import Env
+
+    return typing.cast(Source, Env(prefix=prefix))
+
+
+def layer_sources(files: Sequence[str], env_prefix: str | None) -> list[Source]:
+    """The layers a command reads: the files in order, then the environment if asked."""
+    sources = [file_source(f) for f in files]
+    if env_prefix:
+        sources.append(env_source(env_prefix))
+    return sources
+
+
+def compile_schema(schema: type[Any], policies: Sequence[str]) -> Schema:
+    """`schema` with the policy files applied.
+
+    Raises:
+        CliError: a policy file is missing or cannot be honoured.
+    """
+    for p in policies:
+        existing(p)
+    try:
+        return Schema(schema, policies=load_policies(list(policies)))
+    except PolicyError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- options more than one command takes ---------------------------------------------------
+
+
+def add_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--schema",
+        required=True,
+        type=schema_spec,
+        metavar="MODULE:CLASS",
+        help="the config class, e.g. app.settings:App",
+    )
+
+
+def add_policies(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--policies", action="append", default=[], metavar="FILE", help="a policy file (repeatable; later ones tighten)"
+    )
+
+
+def add_env(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env-prefix", metavar="PREFIX", help="also read environment variables, e.g. APP_")

@@ -1,0 +1,129 @@
+"""The operations commands: `audit verify|show|head`, `fleet status`, `push`, `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pathlib
+from collections.abc import Iterable
+from typing import TextIO
+
+from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, existing, load_schema
+from ._errors import PolicyError
+from ._present import audit_text
+
+
+def _audit_key(args: argparse.Namespace) -> bytes | None:
+    from ._audit_chain import load_key
+
+    key_file = args.key_file or os.environ.get("SELRELOAD_AUDIT_KEY_FILE") or None
+    try:
+        return load_key(key_file=key_file)
+    except OSError as exc:
+        raise CliError(f"{key_file}: cannot read the key file: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._audit_read import verify_audit
+
+    existing(args.file)
+    key = _audit_key(args)
+    try:
+        found = verify_audit(args.file, key=key)
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    for problem in found.problems:
+        print(f"{args.file}:{problem.line}: {problem.reason}", file=err)
+    if found.omitted:
+        print(f"{args.file}: +{found.omitted} more bad lines not listed", file=err)
+    if found.ok:
+        print(f"{args.file}: {found}", file=out)
+        return EXIT_OK
+    if found.tampered:
+        count = len(found.tampered) + found.omitted
+        print(
+            f"{PROG}: {args.file}: TAMPERED: the hash chain breaks at line {found.first_bad}"
+            f" ({count} bad line{'s' if count > 1 else ''})",
+            file=err,
+        )
+    else:
+        print(f"{PROG}: {args.file}: keyed (hmac-sha256) records not checked: pass --key-file", file=err)
+    return EXIT_FAIL
+
+
+def cmd_audit_head(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._audit_read import audit_head
+
+    existing(args.file)
+    try:
+        print(audit_head(args.file), file=out)
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def cmd_audit_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._audit_read import AuditLine, scan_audit
+
+    existing(args.file)
+    key = _audit_key(args)
+    try:
+        lines: Iterable[AuditLine] = scan_audit(args.file, key=key)  # streamed
+        if args.last is not None:  # only the last N lines held in memory
+            lines = collections.deque(lines, maxlen=max(args.last, 0))
+        for line in lines:
+            if line.kind in ("torn", "tampered"):
+                mark = f"-- line {line.number}: {line.kind.upper()}: {line.reason}"
+                print(mark, file=err if args.json else out)
+            if line.record is not None:
+                print(json.dumps(line.record, default=str) if args.json else audit_text(line.record), file=out)
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .demo._app import run
+
+    return run(config=pathlib.Path(args.config), host=args.host, port=args.port)
+
+
+def cmd_fleet_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._fleet import fleet_status
+
+    try:
+        status = fleet_status(args.etcd, args.key, status_prefix=args.status_prefix, timeout=args.timeout)
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise CliError(f"fleet status: {_unreachable(args.etcd, exc)}") from None
+    print(json.dumps(status.to_json(), indent=2, default=str) if args.json else status.render(), file=out)
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._fleet import push
+
+    schema = load_schema(args.schema)
+    existing(args.file)
+    for p in args.policies:
+        existing(p)
+    try:
+        result = push(args.etcd, args.key, schema, args.file, policies=args.policies or None, timeout=args.timeout)
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise CliError(f"push: {_unreachable(args.etcd, exc)}") from None
+    except PolicyError as exc:
+        raise CliError(str(exc)) from None
+    stream = out if result.exit_code == 0 else err
+    if result.plan:
+        print(result.plan, file=stream)
+    print(result.message, file=stream)
+    return int(result.exit_code)
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return reason if "etcd" in reason else f"cannot reach etcd at {url}: {reason}"

@@ -117,13 +117,14 @@ def bench_reloads() -> None:
             t0 = time.perf_counter()
             layer = source.load()
             t1 = time.perf_counter()
-            config, _issues = reloader._structurer.structure(merge([layer.tree]))
+            pipeline = reloader._pipeline
+            config, _issues = pipeline.structurer.structure(merge([layer.tree]))
             t2 = time.perf_counter()
-            plan, effective, flat = reloader._plan(config)
+            live = pipeline.live
+            plan = pipeline.planner(live.snapshot.config, live.flat, config, pipeline.routes)
             t3 = time.perf_counter()
-            batches = [(r, r.select(plan.applied)) for r in reloader._registrations]
-            snap = reloader._make_snapshot(effective, flat, 0, Origins(dict))
-            run_transaction(batches, snap, reloader._live())
+            snap = pipeline.snapshot(plan.effective, plan.effective_flat, 0, Origins(dict))
+            run_transaction(plan.batches, snap, live.snapshot)
             t4 = time.perf_counter()
             for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):
                 stages[k].append(v)

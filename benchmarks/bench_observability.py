@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 import selreload as sr
+from selreload._record import MetricsRecorder
 
 LEAVES = 100
 GOAL_MS = 0.5
@@ -111,10 +112,12 @@ class Mode:
             name=name,
         )
         self.inside: dict[str, list[float]] = {"audit": [], "metrics": []}
+        # The metrics recorder of the Reloader's fan-out: swapped out, or timed.
+        recorder = next(r for r in self.reloader._pipeline.record.recorders if isinstance(r, MetricsRecorder))
         if not on.get("metrics"):
-            self.reloader._metrics = _NoMetrics()  # type: ignore[assignment]
+            recorder._metrics = _NoMetrics()  # type: ignore[assignment]
         elif name == "all":
-            metrics = self.reloader._metrics
+            metrics = recorder._metrics
             metrics.observe = _timed(metrics.observe, self.inside["metrics"])  # type: ignore[method-assign]
         if audit is not None and name == "all":
             audit.record = _timed(audit.record, self.inside["audit"])  # type: ignore[method-assign]

@@ -313,6 +313,8 @@ class AuditLog:
                 "changes": changes,
                 "errors": [str(e) for e in result.errors],
                 "digest": digest,
+                # A rollback names the version it made live again (or tried to).
+                **({"rollback_to": result.rollback_to} if result.rollback_to is not None else {}),
             }
         )
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import _layers
+from . import _boundary
 from ._change import Policy
 from ._cli_common import (
     EXIT_FAIL,
@@ -47,7 +47,7 @@ from ._structure import Structurer
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schema = compile_schema(load_schema(args.schema), args.policies)
     try:
-        _layers.build(Structurer(schema), layer_sources(args.files, args.env_prefix))
+        _boundary.build(Structurer(schema), layer_sources(args.files, args.env_prefix))
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=err)
@@ -69,7 +69,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     built = []
     for option, path in (("--from", args.from_), ("--to", args.to)):
         try:
-            built.append(_layers.build(structurer, [file_source(path), *env]))
+            built.append(_boundary.build(structurer, [file_source(path), *env]))
         except ConfigError as exc:
             return _print_plan(Plan(errors=exc.issues), args, out, err, invalid=f"{option} {path} is invalid")
     return _print_plan(plan(schema, built[0], built[1]), args, out, err, invalid=f"--to {args.to} is invalid")

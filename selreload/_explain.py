@@ -7,9 +7,10 @@ from typing import Any
 
 import attrs
 
+from ._boundary import load, structure
 from ._change import Policy
 from ._diff import Flattener
-from ._layers import load, origins, structure
+from ._layers import origins
 from ._mask import MASK, render
 from ._paths import matches
 from ._policy import PolicyInput, load_policies

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from . import _layers
+from . import _boundary
 from ._errors import ConfigError
 from ._etcd_client import parse_endpoints, run_sync, with_client
 from ._plan import plan
@@ -296,7 +296,7 @@ def plan_push(
     compiled = Schema(schema, policies=load_policies(policies))
     structurer = Structurer(compiled)
     try:
-        candidate = _layers.structure(
+        candidate = _boundary.structure(
             structurer, [parse_document(path, document, hashlib.sha256(document).hexdigest())]
         )
     except ConfigError as exc:
@@ -304,7 +304,7 @@ def plan_push(
     live = None
     if current is not None:
         with contextlib.suppress(ConfigError):  # etcd holds no valid document: nothing to diff against
-            live = _layers.structure(structurer, [parse_document(f"etcd:{key}@{base}", current, "etcd")])
+            live = _boundary.structure(structurer, [parse_document(f"etcd:{key}@{base}", current, "etcd")])
     if live is None:
         held_now = "does not exist" if current is None else "holds no valid document"
         return make(f"etcd {key} {held_now}: {path} replaces it whole")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -58,6 +59,13 @@ def _families(registry: CollectorRegistry) -> dict[str, Any]:
                     ["config"],
                     registry=registry,
                 ),
+                "healthy": Gauge(
+                    "selreload_healthy",
+                    "1 while the Reloader is healthy, 0 when not (a failed rollback, an unwritable "
+                    "audit log, a dead watcher): status() says why.",
+                    ["config"],
+                    registry=registry,
+                ),
             }
             _FAMILIES[registry] = fam
         return fam
@@ -75,6 +83,7 @@ class Metrics:
         self._restart_pending = fam["restart_pending"].labels(config=name)
         self._applier_failures = fam["applier_failures"]
         self._audit_failures = fam["audit_failures"].labels(config=name)  # a zero series from the start
+        self._healthy = fam["healthy"].labels(config=name)
         self._name = name
 
     def observe(self, result: ReloadResult, *, restart_pending: int, ts: float) -> None:
@@ -90,6 +99,10 @@ class Metrics:
     def applier_failed(self, applier: str) -> None:
         """Count one failure of `applier` (its apply or its rollback)."""
         self._applier_failures.labels(config=self._name, applier=applier).inc()
+
+    def watch_health(self, healthy: Callable[[], bool]) -> None:
+        """Read `selreload_healthy` from `healthy()` at every scrape."""
+        self._healthy.set_function(lambda: 1.0 if healthy() else 0.0)
 
     def audit_failed(self) -> None:
         """Count one audit record that could not be written."""

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from . import _layers, _mask, _transaction
+from . import _boundary, _layers, _mask, _transaction
 from ._change import Change
 from ._diff import Flat, digest
 from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, StateError
@@ -169,7 +169,11 @@ class Pipeline(Generic[C]):
         if inputs == live.held:
             # A rollback holds while the sources hold what they held when it was made.
             return self.end(attempt, live, Outcome.UNCHANGED, rejected=live.restart_pending)
-        if live.tried is not None and inputs == live.tried.inputs:
+        tried = live.tried
+        if tried is not None and inputs == tried.inputs:
+            if tried.result.outcome is Outcome.INVALID:
+                # INVALID is sticky: the same bad bytes are the same errors, every time.
+                return self.end(attempt, live, Outcome.INVALID, errors=tried.result.errors)
             return self.end(attempt, live, Outcome.UNCHANGED, rejected=live.restart_pending)
         try:
             candidate = self.structure(layers)
@@ -310,10 +314,10 @@ class Pipeline(Generic[C]):
         return None
 
     def load(self) -> list[Layer]:
-        return _layers.load(self.sources)
+        return _boundary.load(self.sources)
 
     def structure(self, layers: Sequence[Layer]) -> C:
-        return _layers.structure(self.structurer, layers)  # type: ignore[no-any-return]
+        return _boundary.structure(self.structurer, layers)  # type: ignore[no-any-return]
 
     def snapshot(self, config: C, flat: Flat, version: int, located: Origins) -> Snapshot[C]:
         return Snapshot(config, version, digest(flat), _now(), located)

@@ -16,6 +16,7 @@ import contextvars
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -189,6 +190,9 @@ class Reloader(Generic[C]):
         )
         self._coalescer = Coalescer(self._drain, inside=self._inside, name=name)
         self._triggers = Triggers(self.sources, self._coalescer, name=name)
+        # A weak reference: the global registry must not keep every Reloader alive.
+        this = weakref.ref(self)
+        metrics.watch_health(lambda: (r := this()) is not None and r.status()["healthy"])
         self.snapshot: Snapshot[C] | None = None
         self.current = _NotStarted(name)  # type: ignore[assignment]
 

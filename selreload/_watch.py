@@ -92,6 +92,10 @@ class _PathWatcher(_Listener):
         self._hub.attach(self, self._dir)
         self._thread.start()
 
+    def alive(self) -> bool:
+        """False only when its thread died while it should be watching (a supervisor's check)."""
+        return self._stopping or self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop watching and join the thread (idempotent; a reload in progress finishes)."""
         if self.forked:

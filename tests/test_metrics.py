@@ -26,6 +26,7 @@ NAMES = {
     "selreload_restart_pending",
     "selreload_applier_failures_total",
     "selreload_audit_failures_total",
+    "selreload_healthy",
 }
 
 

@@ -154,6 +154,10 @@ class EtcdWatch:
         with contextlib.suppress(RuntimeError):  # the loop closed under us: stop() is under way
             self.runner.call_soon(self._status_changed)
 
+    def alive(self) -> bool:
+        """False only when the supervisor or its dispatcher died while watching."""
+        return self._closing or (not self._task.done() and self._dispatcher.is_alive())
+
     def stop(self) -> None:
         """Stop watching, revoke the lease (the status row goes at once), join the threads."""
         if self._closing:

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
 from ._change import UNSET, Change, Policy
-from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, PolicyError, SelreloadError, StateError
+from ._errors import (
+    ApplierTimeoutError,
+    ApplyError,
+    AuditWriteError,
+    ConfigError,
+    Issue,
+    PolicyError,
+    SelreloadError,
+    StateError,
+    UnknownVersionError,
+    WatchError,
+)
 from ._explain import Explanation, explain
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
@@ -22,6 +33,7 @@ from .sources import Env, Etcd, JsonFile, TomlFile, YamlFile, layered
 __all__ = [
     "UNSET",
     "Action",
+    "ApplierTimeoutError",
     "ApplyError",
     "AuditLog",
     "AuditVerification",
@@ -46,6 +58,8 @@ __all__ = [
     "State",
     "StateError",
     "TomlFile",
+    "UnknownVersionError",
+    "WatchError",
     "YamlFile",
     "config",
     "explain",

@@ -28,7 +28,7 @@ from ._schema import Schema
 from ._snapshot import Origins, Snapshot
 from ._structure import Structurer
 from ._tracing import Tracing
-from ._transaction import Deadline
+from ._transaction import Caller
 from ._typing import Layer, Source
 
 C = TypeVar("C")
@@ -91,7 +91,7 @@ class Pipeline(Generic[C]):
         record: Fanout,
         audit: Any,
         refuse_unaudited: bool,
-        call: Deadline | None,
+        call: Caller | None,
         history: int,
         commit: Callable[[Snapshot[C]], None],
     ) -> None:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import logging
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, Literal, TypeVar, overload
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _paths, _transaction
+from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._live import Attempt, Live, State
@@ -39,6 +41,9 @@ from ._tracing import Tracing
 from ._transaction import Deadline
 from ._trigger import Coalescer, Triggers
 from ._typing import Reporter, Source
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import selreload` stays free of asyncio
 
 __all__ = ["Reloader", "State"]
 
@@ -94,6 +99,8 @@ class Reloader(Generic[C]):
             written again.
         recorders: more outputs of every attempt (see `selreload.typing.Recorder`), called
             after the built-in ones and before the subscribers.
+        loop: the event loop async appliers and subscribers run on; by default the one
+            `astart()` (or `async with`) runs in.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -108,6 +115,7 @@ class Reloader(Generic[C]):
         "_inside_reload",
         "_pin",
         "_pipeline",
+        "_streams",
         "_subscribers",
         "_tracing",
         "_triggers",
@@ -139,6 +147,7 @@ class Reloader(Generic[C]):
         applier_timeout: float | None = 5.0,
         on_audit_failure: Literal["refuse", "degrade"] = "refuse",
         recorders: Iterable[Recorder] = (),
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies))
@@ -153,7 +162,11 @@ class Reloader(Generic[C]):
         self._subscribers: list[Callable[[ReloadResult], None]] = []
         # Reporters found once: an isinstance() against a runtime Protocol costs ~10 us.
         reporters = [ReporterRecorder(s) for s in self.sources if isinstance(s, Reporter)]
-        self._call = Deadline(applier_timeout, name=name) if applier_timeout else None
+        self._call = LoopCaller(
+            Deadline(applier_timeout, name=name) if applier_timeout else _transaction.inline, applier_timeout
+        )
+        self._call.loop = loop
+        self._streams = Streams()
         self._pipeline: Pipeline[C] = Pipeline(
             name=name,
             schema=self.schema,
@@ -168,6 +181,7 @@ class Reloader(Generic[C]):
                     LogRecorder(name),
                     *reporters,
                     *recorders,
+                    self._streams,
                     SubscriberRecorder(self._subscribers, name),
                 ],
                 name=name,
@@ -231,6 +245,10 @@ class Reloader(Generic[C]):
         pipeline = self._pipeline
         if pipeline.live.state is State.RUNNING:
             raise StateError(f"reloader {self.name!r} is already running")
+        if any(is_async(r.applier) for r in pipeline.routes) or any(
+            isinstance(s, AsyncSubscriber) for s in self._subscribers
+        ):
+            self._call.usable_loop()  # before anything runs: a clear error, not a hang
         self._triggers.start()
         try:
             with self._write, self._tracing.reload("start") as span:
@@ -246,8 +264,8 @@ class Reloader(Generic[C]):
         """Stop every watcher (joining their threads) and restore the signal handlers
         `install_signal_handler()` replaced. `reload()` still works after."""
         self._triggers.stop()
-        if self._call is not None:
-            self._call.close()
+        if isinstance(self._call.sync, Deadline):
+            self._call.sync.close()
         with self._write:
             pipeline = self._pipeline
             if pipeline.live.state is State.RUNNING:
@@ -302,25 +320,90 @@ class Reloader(Generic[C]):
 
         def register(target: Any) -> Any:
             wrapped = target
+            asynchronous = is_async(target)
             if not (hasattr(target, "apply") and hasattr(target, "rollback")):
                 if not callable(target):
                     raise TypeError(f"an applier has apply()/rollback() or is a function, got {target!r}")
-                wrapped = _transaction.FunctionApplier(target)
+                wrapped = AsyncFunctionApplier(target) if asynchronous else _transaction.FunctionApplier(target)
             label = name or applier_name(wrapped)
             with self._write:
                 pipeline = self._pipeline
                 live = pipeline.live
-                if live.snapshot is not None and live.state is State.RUNNING:
+                running = live.snapshot is not None and live.state is State.RUNNING
+                if asynchronous and running:
+                    self._call.usable_loop()  # a coroutine that cannot run is refused here, loudly
+                if running:
                     pipeline.apply_initial(Route(path, wrapped, label), live)
                 pipeline.routes.add(path, wrapped, label)
             return target
 
         return register if applier is None else register(applier)
 
-    def subscribe(self, callback: Callable[[ReloadResult], None]) -> Callable[[ReloadResult], None]:
-        """Call `callback(result)` after every committed reload (usable as a decorator)."""
-        self._subscribers.append(callback)
+    def subscribe(self, callback: Callable[[ReloadResult], Any]) -> Callable[[ReloadResult], Any]:
+        """Call `callback(result)` after every committed reload (usable as a decorator).
+
+        An `async def` callback runs on the app's event loop, not waited for.
+
+        Raises:
+            StateError: an async callback while running without an event loop.
+        """
+        if inspect.iscoroutinefunction(callback):
+            if self._pipeline.live.state is State.RUNNING:
+                self._call.usable_loop()
+            self._subscribers.append(AsyncSubscriber(callback, self._call))
+        else:
+            self._subscribers.append(callback)
         return callback
+
+    # --- asyncio ------------------------------------------------------------------------
+
+    async def astart(self) -> Snapshot[C]:
+        """`start()` from a coroutine: async appliers and subscribers run on this loop, and
+        loading, parsing and structuring happen on a worker thread, not on the loop."""
+        import asyncio
+
+        if self._call.loop is None:
+            self._call.loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self.start)
+
+    async def areload(self, trigger: str = "manual", actor: str | None = None) -> ReloadResult:
+        """`reload()` without blocking the event loop (it runs on a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.reload, trigger, actor)
+
+    async def arollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
+        """`rollback()` without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.rollback(version, actor=actor))
+
+    async def aplan(self) -> Plan:
+        """`plan()` without blocking the event loop (reading and parsing the sources)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.plan)
+
+    async def aon(self, path: str, applier: A, *, name: str | None = None) -> A:
+        """`on()` from a coroutine: the initial apply of an applier registered while running
+        (which may need this very loop) happens without blocking it."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.on(path, applier, name=name))
+
+    def results(self) -> AsyncIterator[ReloadResult]:
+        """Every committed reload from now on, as an async stream (a consumer that falls
+        1,000 behind loses the oldest): `async for result in reloader.results(): ...`."""
+        return self._streams.stream()
+
+    async def __aenter__(self) -> Reloader[C]:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.stop)
 
     # --- reloading ----------------------------------------------------------------------
 

@@ -86,7 +86,7 @@ def run(
     (and one that hung past its deadline may still be running: that cannot be undone,
     so the outcome is DEGRADED). Every rollback is attempted even when one of them fails.
     """
-    invoke = call if call is not None else _inline
+    invoke = call if call is not None else inline
     done: list[Batch] = []
     for route, changes in batches:
         try:
@@ -120,7 +120,7 @@ def undo(
 
     Returns ROLLED_BACK when all of them succeeded, else DEGRADED with their errors.
     """
-    invoke = call if call is not None else _inline
+    invoke = call if call is not None else inline
     errors: list[Issue] = []
     failed: list[str] = []
     raised: BaseException | None = None
@@ -148,7 +148,7 @@ Caller = Callable[..., None]
 """Calls `fn(changes, snapshot)`: inline, or on a worker thread with a deadline."""
 
 
-def _inline(fn: Callable[..., None], *args: Any) -> None:
+def inline(fn: Callable[..., None], *args: Any) -> None:
     fn(*args)
 
 

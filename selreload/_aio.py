@@ -1,0 +1,199 @@
+"""asyncio: async appliers and subscribers run on the application's event loop.
+
+A reload never runs on the loop: parsing and structuring happen on a worker thread
+(`areload()`, the watchers' threads), and each async applier call is handed to the loop
+with `run_coroutine_threadsafe` and waited for under the same deadline as a sync one. So
+the resources an asyncio service reconfigures (an `httpx.AsyncClient`, a pool, a rate
+limiter used from coroutines) are changed on their own loop, in registration order with
+the sync appliers, inside the one transaction.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._change import Change
+from ._errors import ApplierTimeoutError, StateError
+from ._result import Outcome, ReloadResult
+from ._snapshot import Snapshot
+from ._transaction import Caller
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio is imported where it is used, not here: `import selreload` must stay cheap for
+# services that never touch it.
+
+log = logging.getLogger("selreload.reload")
+
+_STREAM_BUFFER = 1000
+"""Results a slow `results()` consumer may fall behind by before the oldest are dropped."""
+
+
+def is_async(target: Any) -> bool:
+    """An `async def` function, or an object whose `apply` is a coroutine function."""
+    if inspect.iscoroutinefunction(target):
+        return True
+    return inspect.iscoroutinefunction(getattr(target, "apply", None))
+
+
+class AsyncFunctionApplier:
+    """Adapts an `async def` function: rolled back by awaiting it with inverted changes."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, fn: Callable[[Sequence[Change], Snapshot[Any]], Awaitable[None]]) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__qualname__", None) or repr(fn)
+
+    async def apply(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None:
+        await self.fn(changes, snapshot)
+
+    async def rollback(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None:
+        await self.fn(tuple(c.inverted() for c in changes), snapshot)
+
+    def __repr__(self) -> str:
+        return f"<async function applier {self.name}>"
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, if any."""
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class LoopCaller:
+    """Calls an applier's method: a coroutine function on the app's loop, the rest through
+    `sync` (a worker thread with a deadline, or inline). Both under `timeout`."""
+
+    __slots__ = ("loop", "sync", "timeout")
+
+    def __init__(self, sync: Caller, timeout: float | None) -> None:
+        self.sync = sync
+        self.timeout = timeout
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            self.sync(fn, *args)
+            return
+        import asyncio
+
+        loop = self.usable_loop()
+        # The caller's context goes with the call (call_soon_threadsafe copies it).
+        future = asyncio.run_coroutine_threadsafe(fn(*args), loop)
+        try:
+            future.result(self.timeout)
+        except TimeoutError:
+            future.cancel()
+            raise ApplierTimeoutError(
+                f"did not finish within {self.timeout:g} s on the event loop (cancelled; its effect cannot be undone)"
+            ) from None
+        except concurrent.futures.CancelledError:
+            raise ApplierTimeoutError("was cancelled on the event loop before it finished") from None
+
+    def usable_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            raise StateError(
+                "async appliers and subscribers run on the application's event loop: start the "
+                "Reloader with `await reloader.astart()` (or `async with reloader:`) inside it, or "
+                "pass Reloader(loop=...)"
+            )
+        if running_loop() is loop:
+            # Waiting here for a coroutine on this very loop would block it forever.
+            raise StateError(
+                "this reload runs on the event loop's own thread and cannot wait for an async "
+                "applier there: use `await reloader.areload()` (or `astart()`, `aon()`) from a coroutine"
+            )
+        return loop
+
+
+class Streams:
+    """The `results()` streams: each commit is put on every open stream, on its loop.
+
+    A recorder (see `selreload.typing.Recorder`): it only schedules, never waits.
+    """
+
+    __slots__ = ("_lock", "_streams")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[ReloadResult]]] = []
+
+    def __repr__(self) -> str:
+        return f"<results streams: {len(self._streams)}>"
+
+    def record(self, result: ReloadResult, live: Any) -> None:
+        if result.outcome is not Outcome.APPLIED or result.trigger == "start":
+            return
+        with self._lock:
+            streams = list(self._streams)
+        for loop, queue in streams:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_put, queue, result)
+
+    async def stream(self) -> AsyncIterator[ReloadResult]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[ReloadResult] = asyncio.Queue(maxsize=_STREAM_BUFFER)
+        entry = (loop, queue)
+        with self._lock:
+            self._streams.append(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            with self._lock:
+                self._streams.remove(entry)
+
+
+def _put(queue: asyncio.Queue[ReloadResult], result: ReloadResult) -> None:
+    if queue.full():
+        # A consumer that fell this far behind wants the newest state, not every step.
+        queue.get_nowait()
+    queue.put_nowait(result)
+
+
+class AsyncSubscriber:
+    """An `async def` subscriber: run on the app's loop after each commit, not waited for
+    (a reload must not wait on a subscriber); failures are logged by type."""
+
+    __slots__ = ("_caller", "fn")
+
+    def __init__(self, fn: Callable[[ReloadResult], Awaitable[None]], caller: LoopCaller) -> None:
+        self.fn = fn
+        self._caller = caller
+
+    def __repr__(self) -> str:
+        return f"<async subscriber {getattr(self.fn, '__qualname__', self.fn)!r}>"
+
+    def __call__(self, result: ReloadResult) -> None:
+        import asyncio
+
+        loop = self._caller.loop
+        if loop is None or loop.is_closed():
+            log.error("async subscriber %r skipped: the Reloader has no running event loop", self)
+            return
+        if running_loop() is loop:
+            task: Any = loop.create_task(self.fn(result))  # type: ignore[arg-type]
+        else:
+            task = asyncio.run_coroutine_threadsafe(self.fn(result), loop)  # type: ignore[arg-type]
+        task.add_done_callback(self._report)
+
+    def _report(self, done: Any) -> None:
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if exc is not None:
+            log.error("async subscriber %r failed with %s", self, type(exc).__name__)

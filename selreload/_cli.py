@@ -191,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="selreload-demo/config.yaml", metavar="PATH", help="created when missing")
     p.add_argument("--host", help="default: server.host of the config (127.0.0.1 in a new one)")
     p.add_argument("--port", type=int, help="default: server.port of the config (8000 in a new one)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a host beyond loopback (refused without it): the admin endpoints become reachable",
+    )
     p.set_defaults(func=cmd_demo)
 
     fleet = sub.add_parser("fleet", help="the instances sharing a config in etcd").add_subparsers(

@@ -89,7 +89,7 @@ def cmd_audit_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .demo._app import run
 
-    return run(config=pathlib.Path(args.config), host=args.host, port=args.port)
+    return run(config=pathlib.Path(args.config), host=args.host, port=args.port, allow_remote=args.allow_remote)
 
 
 def cmd_fleet_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -1,14 +1,20 @@
 """The admin HTTP app (`admin_app`) and `PinMiddleware`, for Starlette and FastAPI services.
 
     GET  /config               the live config, secrets masked, with its version
-    GET  /status               reloader.status()
+    GET  /status               reloader.status(); error texts only with the token
     GET  /history              the snapshots kept for rollback
     GET  /metrics              Prometheus exposition of the reloader's registry
     POST /reload               reload from the sources now            (bearer token)
     POST /rollback/{version}   make a kept snapshot live again        (bearer token)
 
 State-changing calls need `Authorization: Bearer <token>`: none gets 401, a wrong one 403,
-both are audited with the caller as actor, and nothing runs.
+both are audited with the caller as actor, and nothing runs. `GET /status` without a
+token answers the health fields only; its error texts (`last_error`, `unhealthy_reasons`)
+need the token too.
+
+Every request is first checked against `allowed_hosts` (the `Host` header, port ignored;
+loopback names by default): a web page whose name was rebound to 127.0.0.1 (DNS
+rebinding) sends its own name, gets 400, and reads nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,7 +40,28 @@ from ._present import result_to_json
 from ._reloader import Reloader
 from ._result import Outcome
 
-__all__ = ["PinMiddleware", "admin_app"]
+__all__ = ["LOOPBACK_HOSTS", "PinMiddleware", "admin_app"]
+
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
+"""The `Host` names `admin_app` accepts by default (any port)."""
+
+# What `GET /status` tells a caller without the token: whether and what is live, never why
+# it failed (an error text can quote a path, a value or an address). An allowlist: a field
+# added to `status()` later stays behind the token until it is listed here.
+_PUBLIC_STATUS: Final = frozenset(
+    {
+        "name",
+        "state",
+        "healthy",
+        "version",
+        "digest",
+        "loaded_at",
+        "last_outcome",
+        "last_trigger",
+        "restart_pending",
+        "rollback_to",
+    }
+)
 
 log = logging.getLogger("selreload.http")
 
@@ -99,7 +129,15 @@ class _Admin:
 
     async def status(self, request: Request) -> Response:
         status = self.reloader.status()
-        return JSONResponse(status, status_code=200 if status["healthy"] else 503)
+        code = 200 if status["healthy"] else 503
+        if "authorization" in request.headers:
+            # A token was sent: it must be the right one (a wrong one is refused and
+            # audited like any other), and then the caller sees everything.
+            denied = self._denied(request, "GET /status")
+            return denied if denied is not None else JSONResponse(status, status_code=code)
+        public = {k: v for k, v in status.items() if k in _PUBLIC_STATUS}
+        public["withheld"] = sorted(status.keys() - _PUBLIC_STATUS)
+        return JSONResponse(public, status_code=code)
 
     async def history(self, request: Request) -> Response:
         return JSONResponse(
@@ -132,7 +170,13 @@ class _Admin:
         return JSONResponse(result_to_json(result), status_code=_STATUS[result.outcome])
 
 
-def admin_app(reloader: Reloader[Any], *, token: str, audit: Any = None) -> Starlette:
+def admin_app(
+    reloader: Reloader[Any],
+    *,
+    token: str,
+    audit: Any = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+) -> Starlette:
     """A Starlette app to inspect and drive `reloader` over HTTP.
 
     Mount it in your service (`app.mount("/admin", admin_app(reloader, token=...))`) or
@@ -140,8 +184,13 @@ def admin_app(reloader: Reloader[Any], *, token: str, audit: Any = None) -> Star
 
     Args:
         reloader: the Reloader to expose.
-        token: the bearer token that `POST /reload` and `POST /rollback/{version}` need.
+        token: the bearer token that `POST /reload` and `POST /rollback/{version}` need,
+            and that `GET /status` needs to show error texts.
         audit: where denied calls are recorded (default: `reloader.audit`).
+        allowed_hosts: the names the `Host` header may carry (port ignored; IPv6 with or
+            without brackets; `"*.example.com"` for subdomains); any other gets 400
+            before auth or routing. Default: loopback only. Behind a proxy or on a real
+            name, list that name; `("*",)` turns the check off.
 
     Raises:
         ValueError: `token` is empty (an admin app nobody can be refused by is not built).
@@ -152,6 +201,7 @@ def admin_app(reloader: Reloader[Any], *, token: str, audit: Any = None) -> Star
         raise ValueError("admin_app needs a non-empty token: state-changing calls must be authenticated")
     admin = _Admin(reloader, token.strip(), audit if audit is not None else reloader.audit)
     return Starlette(
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=_host_patterns(allowed_hosts), www_redirect=False)],
         routes=[
             Route("/config", admin.config, methods=["GET"]),
             Route("/status", admin.status, methods=["GET"]),
@@ -159,8 +209,27 @@ def admin_app(reloader: Reloader[Any], *, token: str, audit: Any = None) -> Star
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/reload", admin.reload, methods=["POST"]),
             Route("/rollback/{version:int}", admin.rollback, methods=["POST"]),
-        ]
+        ],
     )
+
+
+def _host_patterns(allowed_hosts: Iterable[str]) -> list[str]:
+    """The `TrustedHostMiddleware` patterns for `allowed_hosts`: the `Host` header carries
+    an IPv6 literal in brackets (`[::1]:8000`), so `::1` also stands for `[::1]`."""
+    if isinstance(allowed_hosts, str):
+        raise TypeError(f"allowed_hosts must be a sequence of names, got the str {allowed_hosts!r}")
+    patterns: list[str] = []
+    for host in allowed_hosts:
+        name = host.strip().lower()
+        if not name:
+            raise ValueError("allowed_hosts: an empty name")
+        # Checked here: the middleware only asserts it, and `python -O` strips asserts.
+        if "*" in name[1:] or (name.startswith("*") and name != "*" and not name.startswith("*.")):
+            raise ValueError(f"allowed_hosts: {host!r}: a wildcard must look like '*.example.com'")
+        patterns.append(f"[{name}]" if ":" in name and not name.startswith("[") else name)
+    if not patterns:
+        raise ValueError("allowed_hosts is empty: no request could reach the admin app (use ('*',) to allow any)")
+    return patterns
 
 
 class PinMiddleware:

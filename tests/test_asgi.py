@@ -73,7 +73,7 @@ def anyio_backend() -> str:
 async def http(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
     """A real HTTP client speaking to the app in-process; the caller is 127.0.0.1."""
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50123))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
@@ -104,6 +104,33 @@ async def test_status_and_history(client: httpx.AsyncClient) -> None:
     history = (await client.get("/history")).json()
     assert [h["version"] for h in history] == [1]
     assert len(history[0]["digest"]) == 64
+
+
+async def test_status_keeps_error_texts_behind_the_token(
+    setup: tuple[sr.Reloader[App], pathlib.Path, pathlib.Path], client: httpx.AsyncClient
+) -> None:
+    """Without a token GET /status answers the health fields and names what it withholds;
+    the error texts (`last_error`, `unhealthy_reasons`) need the token; a wrong token is
+    refused (403, audited) rather than quietly answered."""
+    reloader, cfg, audit = setup
+    write_atomic(cfg, config_text(level="loud"))
+    assert reloader.reload().outcome is sr.Outcome.INVALID
+    assert "loud" in reloader.status()["last_error"]
+
+    public = await client.get("/status")
+    assert public.status_code == 200
+    body = public.json()
+    assert "last_error" not in body and "unhealthy_reasons" not in body and "loud" not in public.text
+    assert body["withheld"] == ["last_error", "unhealthy_reasons"]
+    assert body["version"] == 1 and body["healthy"] is True and body["last_outcome"] == "invalid"
+    assert body["restart_pending"] == [] and body["name"] == "web"
+
+    full = await client.get("/status", headers=auth())
+    assert full.status_code == 200 and full.json() == reloader.status()
+
+    wrong = await client.get("/status", headers=auth("not-the-token"))
+    assert wrong.status_code == 403 and "loud" not in wrong.text
+    assert read_audit(audit)[-1]["trigger"] == "GET /status"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import os
 import pathlib
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -50,16 +51,21 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str) -> A
 class Demo:
     """A running `python -m selreload demo` and an HTTP client for it."""
 
-    def __init__(self, tmp: pathlib.Path, config: pathlib.Path) -> None:
+    def __init__(
+        self, tmp: pathlib.Path, config: pathlib.Path, *, token: str | None = TOKEN, stdout: Any = None
+    ) -> None:
         self.port = free_port()
         self.config = config
         self.out = tmp / "stdout.txt"
         self.err = tmp / "stderr.txt"
-        env = dict(os.environ, SELRELOAD_ADMIN_TOKEN=TOKEN, NO_COLOR="1")
+        env = dict(os.environ, NO_COLOR="1")
+        env.pop("SELRELOAD_ADMIN_TOKEN", None)
+        if token is not None:
+            env["SELRELOAD_ADMIN_TOKEN"] = token
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "selreload", "demo", "--config", str(config), "--port", str(self.port)],
-                stdout=out,
+                stdout=out if stdout is None else stdout,
                 stderr=err,
                 env=env,
                 cwd=tmp,
@@ -136,6 +142,141 @@ def test_demo_serves_reloads_and_stops_cleanly(demo: Demo) -> None:
     assert "demo-signing-key" not in everything and "demo-password" not in everything
     audit = sr.verify_audit(demo.config.parent / "audit.jsonl")
     assert audit.ok and audit.records >= 3
+    assert not (demo.config.parent / "admin-token").exists()  # the token came from the environment
+
+
+def mode(path: pathlib.Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_demo_keeps_its_secrets_private(tmp_path: pathlib.Path) -> None:
+    """Without $SELRELOAD_ADMIN_TOKEN and with stdout not a terminal: the generated token is
+    only in `admin-token` (0600) next to the config, never in the output; the config and the
+    audit log are 0600 in a 0700 directory; the admin endpoints refuse a foreign `Host`,
+    and GET /status keeps error texts behind the token."""
+    demo = Demo(tmp_path, tmp_path / "svc" / "config.yaml", token=None)
+    try:
+        wait_for(lambda: demo.get("/status").status_code == 200, what="the demo to answer")
+        svc = demo.config.parent
+        token_file = svc / "admin-token"
+        token = token_file.read_text(encoding="utf-8").strip()
+        assert len(token) >= 32
+        assert (mode(demo.config), mode(svc / "audit.jsonl"), mode(token_file), mode(svc)) == (
+            0o600,
+            0o600,
+            0o600,
+            0o700,
+        )
+
+        write_atomic(demo.config, demo.config.read_text(encoding="utf-8").replace("level: info ", "level: loud"))
+        wait_for(lambda: demo.get("/status").json()["last_outcome"] == "invalid", what="the invalid edit")
+        public = demo.get("/status").json()
+        assert "last_error" not in public and public["withheld"] == ["last_error", "unhealthy_reasons"]
+        full = demo.http.get("/status", headers={"Authorization": f"Bearer {token}"}).json()
+        assert "logging.level" in full["last_error"]
+        assert demo.http.get("/config", headers={"Host": "evil.example"}).status_code == 400
+        assert demo.http.get("/config", headers={"Host": f"localhost:{demo.port}"}).status_code == 200
+        r = demo.http.post("/reload", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code in (200, 422) and "outcome" in r.json()  # authenticated: the reload ran
+    finally:
+        assert demo.stop() == 0
+    out = demo.out.read_text()
+    assert f"admin token: in {token_file} (generated, 0600" in out
+    assert f"TOKEN=$(cat {token_file})" in out
+    assert token not in out + demo.err.read_text()
+
+
+def test_demo_shows_a_generated_token_once_to_a_terminal(tmp_path: pathlib.Path) -> None:
+    """With stdout a terminal (a real pty), the generated token is printed once, in the
+    banner, and is the one in `admin-token`."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    demo = Demo(tmp_path, tmp_path / "svc" / "config.yaml", token=None, stdout=slave)
+    os.close(slave)
+    seen = b""
+
+    def drain(until: bytes | None, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while (until is None or until not in seen) and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    return
+                if not chunk:
+                    return
+                seen += chunk
+
+    try:
+        drain(b"then edit the config", 30)
+        token = (demo.config.parent / "admin-token").read_text(encoding="utf-8").strip()
+        wait_for(lambda: demo.get("/status").status_code == 200, what="the demo to answer")
+    finally:
+        demo.http.close()
+        demo.proc.send_signal(signal.SIGINT)
+        drain(None, 10)
+        demo.proc.wait(timeout=30)
+        os.close(master)
+    assert seen.decode().count(token) == 1
+    assert f"admin token: {token}   (generated" in seen.decode()
+
+
+def run_demo(
+    tmp_path: pathlib.Path, *args: str, config: pathlib.Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    config = config or tmp_path / "svc" / "config.yaml"
+    return subprocess.run(
+        [sys.executable, "-m", "selreload", "demo", "--config", str(config), "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=dict(os.environ, SELRELOAD_ADMIN_TOKEN=TOKEN),
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "example.com"])
+def test_demo_refuses_a_remote_host_without_opt_in(tmp_path: pathlib.Path, host: str) -> None:
+    """`--host` beyond loopback without `--allow-remote`: exit 1 saying so, before writing anything."""
+    proc = run_demo(tmp_path, "--host", host)
+    assert proc.returncode == 1
+    assert f"the demo would serve on {host!r}, beyond loopback" in proc.stderr and "--allow-remote" in proc.stderr
+    assert not (tmp_path / "svc").exists()
+
+
+def test_demo_refuses_a_remote_host_from_its_config(tmp_path: pathlib.Path) -> None:
+    """A config whose server.host is beyond loopback (no --host): refused the same way."""
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  host: 0.0.0.0\n")
+    proc = run_demo(tmp_path, config=config)
+    assert proc.returncode == 1
+    assert "the demo would serve on '0.0.0.0', beyond loopback" in proc.stderr
+
+
+def test_demo_allow_remote_warns_loudly(tmp_path: pathlib.Path) -> None:
+    """`--allow-remote`: a WARNING on stderr before serving. (192.0.2.1, a documentation
+    address this machine does not have, so the bind fails and nothing is exposed.)"""
+    proc = run_demo(tmp_path, "--host", "192.0.2.1", "--allow-remote")
+    assert proc.returncode != 0
+    assert "WARNING: --allow-remote: serving on '192.0.2.1', beyond loopback" in proc.stderr
+    assert "Host must name 192.0.2.1" in proc.stderr
+
+
+def test_loopback_and_admin_hosts() -> None:
+    """What counts as loopback, and the `Host` names the demo's admin endpoints accept."""
+    from selreload.demo._app import admin_hosts, is_loopback
+
+    for host in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost."):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "", "10.0.0.1", "192.0.2.1", "example.com", "localhost.example.com", "::ffff:1"):
+        assert not is_loopback(host), host
+    assert admin_hosts("127.0.0.1") == ("127.0.0.1", "localhost", "::1")
+    assert admin_hosts("127.0.0.2") == ("127.0.0.1", "localhost", "::1", "127.0.0.2")
+    assert admin_hosts("0.0.0.0") == admin_hosts("::") == ("*",)
 
 
 def test_demo_refuses_an_invalid_config(tmp_path: pathlib.Path) -> None:

@@ -4,18 +4,23 @@ It watches a YAML file, applies hot changes through the four built-in appliers, 
 restart-only ones as "restart pending", serves the admin endpoints and a few app
 endpoints that read the live config, writes an audit log next to the config file, and
 prints every reload as a short block.
+
+What holds a secret is kept private: the config, the audit log and the generated admin
+token (`admin-token` next to the config) are created 0600, the token is printed only to a
+terminal, and a bind beyond loopback needs `--allow-remote`.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import logging
 import os
 import pathlib
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,11 +37,12 @@ from .._reloader import Reloader
 from .._result import ReloadResult
 from .._values import format_duration
 from ..appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
-from ..asgi import PinMiddleware, admin_app
+from ..asgi import LOOPBACK_HOSTS, PinMiddleware, admin_app
 from ..sources import YamlFile
-from ._config import ADR_POLICY, AdrConfig, write_default_config
+from ._config import ADR_POLICY, AdrConfig, write_default_config, write_private
 
 TOKEN_ENV = "SELRELOAD_ADMIN_TOKEN"
+TOKEN_FILE = "admin-token"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -80,7 +86,7 @@ class Narrator:
 class Demo:
     """The demo service: a Reloader, its appliers, and the Starlette app that reads them."""
 
-    def __init__(self, config_path: pathlib.Path, *, token: str, out: TextIO) -> None:
+    def __init__(self, config_path: pathlib.Path, *, out: TextIO) -> None:
         self.config_path = config_path
         self.flags = FeatureFlags()
         self.sampler = Sampler()
@@ -103,15 +109,16 @@ class Demo:
         self.reloader.on("api.v2_enabled", self.flags)
         self.reloader.on("telemetry.sampler", self.sampler)
         self.reloader.on("auth.jwt.ttl", self.ttl)
-        self.app = self._app(token)
 
-    def _app(self, token: str) -> Starlette:
+    def app(self, *, token: str, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> Starlette:
+        """The service's ASGI app: its own endpoints, then the admin ones (which accept
+        only `allowed_hosts` in the `Host` header)."""
         app = Starlette(
             routes=[
                 Route("/", self.index),
                 Route("/token", self.issue_token),
                 Route("/v2/hello", self.v2_hello),
-                Mount("", app=admin_app(self.reloader, token=token)),
+                Mount("", app=admin_app(self.reloader, token=token, allowed_hosts=allowed_hosts)),
             ]
         )
         app.add_middleware(PinMiddleware, reloader=self.reloader)
@@ -175,45 +182,125 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def _banner(demo: Demo, *, host: str, port: int, token: str, generated: bool) -> Iterator[str]:
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1 (brackets allowed)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_hosts(host: str) -> tuple[str, ...]:
+    """The `Host` names the admin endpoints accept when the demo binds `host`: the
+    loopback names and `host` itself; any name for a wildcard bind (0.0.0.0, ::), whose
+    names the demo cannot know."""
+    bare = host.strip("[]")
+    if bare in ("", "0.0.0.0", "::"):
+        return ("*",)
+    return LOOPBACK_HOSTS if bare.lower() in LOOPBACK_HOSTS else (*LOOPBACK_HOSTS, bare)
+
+
+def _refuse_remote(host: str, *, allow_remote: bool, err: TextIO) -> bool:
+    """True (after saying why) when `host` is beyond loopback without `--allow-remote`;
+    with it, a loud warning and False."""
+    if is_loopback(host):
+        return False
+    if not allow_remote:
+        print(
+            f"selreload: error: the demo would serve on {host!r}, beyond loopback: its admin endpoints show"
+            " the config and accept the admin token over plain HTTP. Use --host 127.0.0.1, or pass"
+            " --allow-remote to serve there anyway.",
+            file=err,
+            flush=True,
+        )
+        return True
+    checked = "any Host header is accepted" if admin_hosts(host) == ("*",) else f"Host must name {host}"
+    print(
+        f"WARNING: --allow-remote: serving on {host!r}, beyond loopback. Anyone who can reach it reads"
+        f" GET /config, /status, /history and /metrics; the admin token travels in clear over HTTP;"
+        f" {checked}. Use it on a network you trust, and only for the demo.",
+        file=err,
+        flush=True,
+    )
+    return False
+
+
+def admin_token(directory: pathlib.Path) -> tuple[str, pathlib.Path | None]:
+    """The admin token from `$SELRELOAD_ADMIN_TOKEN`, else a new one written to
+    `directory/admin-token` (0600); returns it and the file, if one was written."""
+    file = directory / TOKEN_FILE
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        file.unlink(missing_ok=True)  # a token file from an earlier run would be stale
+        return token, None
+    token = secrets.token_urlsafe(24)
+    # Created 0600 under another name, then renamed over any older file: an existing file
+    # keeps its mode when rewritten, and a reader never sees it half-written.
+    tmp = directory / f".{TOKEN_FILE}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    write_private(tmp, token + "\n")
+    os.replace(tmp, file)
+    return token, file
+
+
+def _banner(
+    demo: Demo, *, host: str, port: int, token: str, token_file: pathlib.Path | None, terminal: bool
+) -> Iterator[str]:
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     yield ""
     yield f"selreload demo on {url}"
     yield f"  config: {demo.config_path}   (watched: save it and watch this output)"
     yield f"  audit:  {demo.audit.audit.path}"
-    if generated:
-        yield f"  admin token: {token}   (generated; set {TOKEN_ENV} to choose one)"
-    else:
+    if token_file is None:
         yield f"  admin token: from ${TOKEN_ENV}"
+    elif terminal:
+        # Shown once, to a person; a redirected stdout (a log file, CI) never gets it.
+        yield f"  admin token: {token}   (generated, also in {token_file}; set {TOKEN_ENV} to choose one)"
+    else:
+        yield f"  admin token: in {token_file} (generated, 0600; set {TOKEN_ENV} to choose one)"
     yield ""
     yield "try:"
     yield f"  curl -s {url}/                 # what the app reads from the live config"
     yield f"  curl -s {url}/config           # the live config, secrets masked"
     yield f"  curl -s {url}/token            # a token with the live auth.jwt.ttl"
     yield f"  curl -s {url}/metrics | grep selreload_"
+    if token_file is not None:
+        yield f"  TOKEN=$(cat {token_file})"
     yield f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" {url}/reload'
     yield "  then edit the config: logging.level (hot), server.port (restart-only), or break it"
     yield ""
 
 
-def run(*, config: pathlib.Path, host: str | None = None, port: int | None = None, out: TextIO | None = None) -> int:
-    """Run the demo until SIGINT or SIGTERM; returns the exit code."""
+def run(
+    *,
+    config: pathlib.Path,
+    host: str | None = None,
+    port: int | None = None,
+    allow_remote: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """Run the demo until SIGINT or SIGTERM; returns the exit code.
+
+    A `host` (given, or the config's `server.host`) beyond loopback refuses to start
+    unless `allow_remote`, and then warns.
+    """
     out = out or sys.stdout
     try:
         import uvicorn
     except ImportError:
         print("selreload: error: the demo needs uvicorn: pip install 'uvicorn>=0.29'", file=sys.stderr)
         return 1
+    if host is not None and _refuse_remote(host, allow_remote=allow_remote, err=sys.stderr):
+        return 1
     _setup_logging()
     if not config.exists():
         write_default_config(config, host=host or DEFAULT_HOST, port=port or DEFAULT_PORT)
         print(f"wrote a default config to {config}", file=out, flush=True)
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    generated = not token
-    if generated:
-        token = secrets.token_urlsafe(24)
+    token, token_file = admin_token(config.parent)
     try:
-        demo = Demo(config, token=token, out=out)
+        demo = Demo(config, out=out)
         demo.reloader.start()
     except (ConfigError, PolicyError) as exc:
         print(
@@ -222,13 +309,17 @@ def run(*, config: pathlib.Path, host: str | None = None, port: int | None = Non
         return 1
     try:
         live = demo.reloader.current.server
+        if host is None and _refuse_remote(live.host, allow_remote=allow_remote, err=sys.stderr):
+            return 1
         host = host or live.host
         port = port if port is not None else live.port
         if hasattr(demo.reloader, "install_signal_handler"):
             demo.reloader.install_signal_handler(signal.SIGHUP)
-        for line in _banner(demo, host=host, port=port, token=token, generated=generated):
+        terminal = out.isatty()
+        for line in _banner(demo, host=host, port=port, token=token, token_file=token_file, terminal=terminal):
             print(line, file=out, flush=True)
-        server = uvicorn.Server(uvicorn.Config(demo.app, host=host, port=port, log_level="info", lifespan="off"))
+        app = demo.app(token=token, allowed_hosts=admin_hosts(host))
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off"))
         # uvicorn re-raises the signal that stopped it once it has shut down; handlers that
         # do nothing let us stop the watchers and exit 0 instead of dying by the signal.
         previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}

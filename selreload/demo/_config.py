@@ -12,6 +12,7 @@ carry the `policies/` directory:
 from __future__ import annotations
 
 import datetime
+import os
 import pathlib
 from typing import Final
 
@@ -132,6 +133,19 @@ auth:
 
 
 def write_default_config(path: pathlib.Path, *, host: str, port: int) -> None:
-    """Write the demo's starting config (only called when `path` does not exist)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(DEFAULT_CONFIG.format(host=host, port=port), encoding="utf-8")
+    """Write the demo's starting config (only called when `path` does not exist), 0600:
+    it holds the demo's secrets."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, DEFAULT_CONFIG.format(host=host, port=port))
+
+
+def write_private(path: pathlib.Path, text: str) -> None:
+    """Create `path` readable and writable by this user only, and write `text` to it.
+
+    The mode is given to `open` rather than set after: a chmod after the write would leave
+    a moment in which the umask's 0644 file can be read by anyone. `O_EXCL` refuses a path
+    that exists (a file someone planted, or a symlink to one).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write(text)

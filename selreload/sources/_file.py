@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import logging
 import os
 import pathlib
 import stat
@@ -26,6 +27,8 @@ from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import document_layer, yaml_positions
 from .._yaml import safe_yaml as _safe_yaml
 from .._yaml import yaml_error as _yaml_error
+
+log = logging.getLogger("selreload.source")
 
 MAX_BYTES: Final = 4 * 1024 * 1024
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -44,6 +47,9 @@ class FileSource(abc.ABC):
             watch the file.
         quiet: seconds after a reload during which further events fold into one more
             reload (the first event always reloads at once).
+        strict_modes: a world-writable file, or a world-writable directory without the
+            sticky bit (anyone could replace the file), is an error instead of a warning
+            (like ssh's `StrictModes`).
     """
 
     format: str = "file"
@@ -56,6 +62,7 @@ class FileSource(abc.ABC):
         max_bytes: int = MAX_BYTES,
         watch: str | bool = "auto",
         quiet: float = 0.02,
+        strict_modes: bool = False,
     ) -> None:
         self.path = pathlib.Path(path).absolute()
         self.quiet = quiet
@@ -63,6 +70,8 @@ class FileSource(abc.ABC):
         self.max_bytes = max_bytes
         self.watch_mode: str | bool = "auto" if watch is True else watch
         self.max_nodes = MAX_NODES
+        self.strict_modes = strict_modes
+        self._unsafe_modes: str | None = None  # what was last warned about
         self._display = os.fspath(path)
         self._last: Layer | None = None
         # The last bytes that failed and why: the same bytes fail the same way.
@@ -123,7 +132,31 @@ class FileSource(abc.ABC):
         more = "more than " if at_least else ""
         return f"file too large: {more}{size:,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
 
+    def _check_modes(self) -> None:
+        """Warn (once per finding) or, with `strict_modes`, refuse when another local user
+        could change the config: a world-writable file, or a world-writable directory
+        without the sticky bit (they could rename their own file over it)."""
+        if os.name == "nt":
+            return  # no POSIX modes to read
+        found = []
+        # The sticky bit makes a shared directory safe (/tmp): only a file's owner may
+        # rename or delete it there.
+        for what, path, exempt in (("file", self.path, 0), ("directory", self.path.parent, stat.S_ISVTX)):
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                continue  # missing or unreadable: _read says so
+            if mode & stat.S_IWOTH and not mode & exempt:
+                found.append(f"{what} {os.fspath(path)} is world-writable (mode {stat.S_IMODE(mode):04o})")
+        finding = "; ".join(found) or None
+        if finding is not None and self.strict_modes:
+            raise self._error(f"{finding}: any local user can change this config (strict_modes)")
+        if finding is not None and finding != self._unsafe_modes:
+            log.warning("%s: %s: any local user can change this config", self._display, finding)
+        self._unsafe_modes = finding
+
     def load(self) -> Layer:
+        self._check_modes()
         data = self._read()
         if data is None:
             self._last = None

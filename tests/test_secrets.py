@@ -21,9 +21,9 @@ import selreload as sr
 
 # The second marker extends the first: a scrubber that masks the shorter one first would
 # leave "***-rotated-91c2" behind, which the patterns below catch.
-M1 = "SECRETMARKER-7f3a"
-M2 = "SECRETMARKER-7f3a-rotated-91c2"
-PATTERNS = ("SECRETMARKER", "7f3a", "rotated-91c2")
+M1 = "SECRETMARKER-zq7x"
+M2 = "SECRETMARKER-zq7x-rotated-91c2"
+PATTERNS = ("SECRETMARKER", "zq7x", "rotated-91c2")  # not hex: hashes never match
 
 
 def no_colon(inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -14,6 +14,7 @@ import collections.abc
 import datetime
 import enum
 import json
+import math
 import pathlib
 import re
 import types
@@ -25,11 +26,22 @@ import attrs
 import cattrs
 
 from ._errors import Issue
+from ._guard import MAX_DEPTH
 from ._mask import MASK, show
 from ._paths import hint, item, join
 from ._schema import Schema, is_config, is_secret_field
 from ._validate import collect_validation_issues
-from ._values import EnvText, FrozenDict, FrozenList, kind, parse_duration
+from ._values import (
+    MAX_INT_DIGITS,
+    EnvText,
+    FrozenDict,
+    FrozenList,
+    float_problem,
+    kind,
+    printable,
+    read_duration,
+    text_problem,
+)
 
 _BAD: Final = object()  # "this value failed"; its issues are already in the list
 
@@ -37,7 +49,14 @@ StructureFn = Callable[[Any, str, list[Issue]], Any]
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?[0-9]+")
+
+MAX_JSON_TEXT: Final = 1024 * 1024
+"""Longest env value read as JSON (1 MiB). Linux refuses a single variable over 128 KiB
+(MAX_ARG_STRLEN), so anything longer came from an `environ=` mapping, not a real process."""
+
+_OUT_OF_RANGE: Final = "number out of range: past the largest float (~1.8e308)"
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def _strict_cattrs() -> cattrs.Converter:
@@ -58,7 +77,13 @@ class Structurer:
 
     def structure(self, tree: Any) -> tuple[Any, list[Issue]]:
         issues: list[Issue] = []
-        value = self._root(tree, "", issues)
+        try:
+            value = self._root(tree, "", issues)
+        except (ArithmeticError, ValueError, RecursionError) as exc:
+            # Every rule refuses by message before this; a value no rule foresaw still
+            # ends as an issue, not an exception out of reload().
+            issues.append(Issue("", f"a value could not be structured ({type(exc).__name__}): please report it"))
+            return None, issues
         if value is _BAD or issues:
             return None, issues
         return value, issues
@@ -87,7 +112,7 @@ class Structurer:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if tp is Any or tp is object:
-            return lambda v, p, e: v
+            return self._any()
         if is_config(tp):
             return self._class(tp, secret)
         if origin in (typing.Union, types.UnionType):
@@ -140,32 +165,53 @@ class Structurer:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             if type(v) is int:
                 return v
-            if type(v) is EnvText and _INT.fullmatch(v.strip()):
-                return int(v)
+            if type(v) is EnvText:
+                t = v.strip()
+                if _INT.fullmatch(t):
+                    digits = len(t.lstrip("+-"))
+                    if digits > MAX_INT_DIGITS:
+                        return self._fail(
+                            issues, path, f"integer too long: {digits:,} digits, over the limit of {MAX_INT_DIGITS:,}"
+                        )
+                    try:
+                        return int(t)
+                    except ValueError:  # the process lowered sys.set_int_max_str_digits()
+                        return self._fail(issues, path, f"integer too long: {digits:,} digits")
             return self._fail(issues, path, f"expected an int, got {kind(v)} {show(v, secret=secret)}")
 
         return s
 
     def _float(self, secret: bool) -> StructureFn:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
-            if type(v) is float:
-                return v
             if type(v) is int:
-                return float(v)
-            if type(v) is EnvText:
                 try:
-                    return float(v)
+                    v = float(v)
+                except OverflowError:
+                    digits = len(str(abs(v)))
+                    return self._fail(issues, path, f"{_OUT_OF_RANGE}, got a {digits:,}-digit integer")
+            elif type(v) is EnvText:
+                try:
+                    number = float(v)
                 except ValueError:
-                    pass
+                    return self._fail(issues, path, f"expected a number, got text {show(v, secret=secret)}")
+                if math.isinf(number) and v.strip().lstrip("+-").lower() not in ("inf", "infinity"):
+                    return self._fail(issues, path, f"{_OUT_OF_RANGE}, got {show(v, secret=secret)}")
+                v = number
+            if type(v) is float:
+                problem = float_problem(v)
+                if problem is None:
+                    return v
+                return self._fail(issues, path, f"{problem}, got {show(v, secret=secret)}")
             return self._fail(issues, path, f"expected a number, got {kind(v)} {show(v, secret=secret)}")
 
         return s
 
     def _str(self, secret: bool) -> StructureFn:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
-            if type(v) is str:
-                return v
-            if type(v) is EnvText:
+            if type(v) is str or type(v) is EnvText:
+                problem = text_problem(v)
+                if problem is not None:
+                    return self._fail(issues, path, problem)
                 return str(v)
             return self._fail(issues, path, f"expected a string, got {kind(v)} {show(v, secret=secret)}")
 
@@ -173,17 +219,34 @@ class Structurer:
 
     def _timedelta(self, secret: bool) -> StructureFn:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
-            if type(v) is datetime.timedelta:
-                return v
-            if type(v) in (int, float):
-                return datetime.timedelta(seconds=v)
-            if isinstance(v, str):
-                td = parse_duration(v)
-                if td is not None:
-                    return td
-            return self._fail(
-                issues, path, f"expected a duration like '15m', '24h', '1h30m' or seconds, got {show(v, secret=secret)}"
-            )
+            td = read_duration(v)
+            if isinstance(td, datetime.timedelta):
+                return td
+            return self._fail(issues, path, f"{td}, got {show(v, secret=secret)}")
+
+        return s
+
+    def _any(self) -> StructureFn:
+        def s(v: Any, path: str, issues: list[Issue]) -> Any:
+            # Untyped data goes live as it is, so only what would break rendering it is
+            # refused: text that is not UTF-8 (values and keys). Depth is bounded by _guard.
+            before = len(issues)
+            stack: list[tuple[Any, str]] = [(v, path)]
+            while stack:
+                node, where = stack.pop()
+                if isinstance(node, str):
+                    problem = text_problem(node)
+                    if problem is not None:
+                        issues.append(Issue(where, problem))
+                elif isinstance(node, Mapping):
+                    for key, entry in node.items():
+                        sub = join(where, printable(key))
+                        if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                            issues.append(Issue(sub, f"key {problem}"))
+                        stack.append((entry, sub))
+                elif isinstance(node, list | tuple):
+                    stack.extend((entry, item(where, i)) for i, entry in enumerate(node))
+            return _BAD if len(issues) > before else v
 
         return s
 
@@ -233,10 +296,25 @@ class Structurer:
         return s
 
     def _from_json(self, v: Any, path: str, issues: list[Issue], want: str) -> Any:
+        # Budgets first: the decoder recurses once per level (RecursionError at ~1,000).
+        if len(v) > MAX_JSON_TEXT:
+            return self._fail(
+                issues,
+                path,
+                f"expected {want} as JSON text, got {len(v):,} characters, over the limit of {MAX_JSON_TEXT:,}",
+            )
+        if _json_depth(v) > MAX_DEPTH:
+            return self._fail(
+                issues, path, f"expected {want} as JSON text, too deeply nested: more than {MAX_DEPTH} levels"
+            )
         try:
             return json.loads(v)
         except json.JSONDecodeError as exc:
             return self._fail(issues, path, f"expected {want} as JSON text, got invalid JSON ({exc.msg})")
+        except ValueError:  # an integer past sys.get_int_max_str_digits()
+            return self._fail(issues, path, f"expected {want} as JSON text, got an integer too long to read")
+        except RecursionError:
+            return self._fail(issues, path, f"expected {want} as JSON text, too deeply nested")
 
     def _mapping(self, k_tp: Any, v_tp: Any, secret: bool) -> StructureFn:
         k_fn = self.fn(k_tp, secret)
@@ -252,7 +330,7 @@ class Structurer:
             out = {}
             bad = False
             for key, entry in v.items():
-                sub = join(path, key)
+                sub = join(path, printable(key))
                 k = k_fn(key, sub, issues)
                 val = v_fn(entry, sub, issues)
                 if k is _BAD or val is _BAD:
@@ -334,8 +412,9 @@ class Structurer:
             before = len(issues)
             for key in v:
                 if key not in names:
-                    tip = hint(str(key), name_list, otherwise=f"; expected one of {', '.join(name_list)}")
-                    issues.append(Issue(join(path, key), f"unknown key{tip}"))
+                    shown = printable(key)
+                    tip = hint(str(shown), name_list, otherwise=f"; expected one of {', '.join(name_list)}")
+                    issues.append(Issue(join(path, shown), f"unknown key{tip}"))
             kwargs = {}
             for name, alias, f, required in specs:
                 if name in v:
@@ -355,3 +434,21 @@ class Structurer:
                 return _BAD
 
         return s
+
+
+def _json_depth(text: str) -> int:
+    """The nesting depth of JSON text, brackets inside strings not counted.
+
+    Free unless the text has more brackets than the depth budget.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    depth = deepest = 0
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest

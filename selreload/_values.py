@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 import pathlib
 import re
 from collections.abc import Mapping
@@ -84,28 +85,144 @@ def kind(value: Any) -> str:
     return type(value).__name__
 
 
-# --- durations ----------------------------------------------------------------------------
+# --- text and numbers --------------------------------------------------------------------
 
-_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<u>ms|us|µs|s|m|h|d|w)")
-_UNIT_SECONDS: Final = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_INT_DIGITS: Final = 4_300
+"""Longest integer text an env value may hold: CPython's own limit for `int(str)` (3.11+),
+checked first so the answer is a message, not the interpreter's ValueError."""
 
 
-def parse_duration(text: str) -> datetime.timedelta | None:
-    """`"15m"`, `"24h"`, `"1h30m"`, `"250ms"`, `"90"` (seconds) -> timedelta; None if not one."""
-    text = text.strip()
-    if not text:
+def text_problem(text: str) -> str | None:
+    """What makes `text` unusable as config text, or None.
+
+    A lone surrogate (`"\\ud800"` in JSON, or an undecodable byte of an environment
+    variable) is a `str` that cannot be encoded as UTF-8: let live, it breaks the audit
+    record and every rendering of the config.
+    """
+    if text.isascii():
         return None
     try:
-        return datetime.timedelta(seconds=float(text))
-    except ValueError:
-        pass
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid text: contains an unpaired surrogate at index {exc.start}"
+    return None
+
+
+def printable(key: object) -> object:
+    """A mapping key as a path may show it: unpaired surrogates escaped (`\\ud800`)."""
+    if isinstance(key, str) and text_problem(key) is not None:
+        return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return key
+
+
+def float_problem(value: float) -> str | None:
+    """Why a float cannot be a config number, or None: only finite numbers are."""
+    if math.isfinite(value):
+        return None
+    return "expected a finite number (inf and nan are refused)"
+
+
+# --- durations ----------------------------------------------------------------------------
+
+MAX_DURATION: Final = datetime.timedelta(days=36_500)
+"""The longest duration a config may hold: 100 years (36,500 days). Far past any TTL or
+timeout, and short enough that `datetime.now() + ttl` cannot overflow (datetime ends in
+year 9999) and `ttl.total_seconds()` stays exact to the microsecond (2**53 us is 285 years)."""
+
+_GO_PART = re.compile(r"(?P<n>[0-9]+(?:\.[0-9]+)?)(?P<u>ms|us|µs|s|m|h|d|w)")
+_SECONDS_TEXT = re.compile(r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = frozenset({"inf", ".inf", "infinity", "nan", ".nan"})
+_UNIT_SECONDS: Final = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_N = r"[0-9]+(?:[.,][0-9]+)?"
+_ISO = re.compile(
+    rf"P(?:(?P<Y>{_N})Y)?(?:(?P<Mo>{_N})M)?(?:(?P<W>{_N})W)?(?:(?P<D>{_N})D)?"
+    rf"(?:T(?:(?P<H>{_N})H)?(?:(?P<M>{_N})M)?(?:(?P<S>{_N})S)?)?",
+    re.IGNORECASE,
+)
+_ISO_SECONDS: Final = {"W": 604800, "D": 86400, "H": 3600, "M": 60, "S": 1}
+_MAX_SECONDS: Final = MAX_DURATION.total_seconds()
+
+DURATION_FORMS: Final = "a duration like '15m', '24h', '1h30m' or seconds (or ISO 8601 'PT15M')"
+
+
+def read_duration(value: object) -> datetime.timedelta | str:
+    """A config value as a duration, or what is wrong with it.
+
+    Numbers are seconds; text is seconds (`"90"`, `"1.5"`), Go-style units (`"15m"`,
+    `"1h30m"`, `"250ms"`, `"2d"`, `"1w"`) or ISO 8601 (`"PT15M"`, `"P1DT2H"`, `"P2W"`).
+    Refused: negative, non-finite, longer than `MAX_DURATION`, ISO years and months.
+
+    Returns:
+        The timedelta, or a message saying what is wrong. The message never quotes the
+        value (it may be a secret): the caller adds `, got ...`.
+    """
+    if type(value) is datetime.timedelta:
+        return _checked(value.total_seconds()) or value
+    if type(value) is int:  # any size: compared exactly, never converted to float first
+        return _checked(value) or datetime.timedelta(seconds=value)
+    if type(value) is float:
+        if not math.isfinite(value):
+            return "a duration must be finite"
+        return _checked(value) or datetime.timedelta(seconds=value)
+    if not isinstance(value, str):
+        return f"expected {DURATION_FORMS}"
+    text = value.strip()
+    sign, body = (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+    if body.lower() in _NON_FINITE:
+        return "a duration must be finite"
+    seconds = _text_seconds(body)
+    if isinstance(seconds, str):
+        return seconds
+    if seconds is None:
+        return f"expected {DURATION_FORMS}"
+    if sign == "-" and seconds:
+        return _NEGATIVE
+    return _checked(seconds) or datetime.timedelta(seconds=seconds)
+
+
+_NEGATIVE: Final = "a duration cannot be negative"
+
+
+def _text_seconds(body: str) -> float | str | None:
+    """Seconds in a duration's text without its sign, a message, or None if not a duration."""
+    if not body:
+        return None
+    if _SECONDS_TEXT.fullmatch(body):
+        return float(body)  # "1e999" is inf here: `_checked` refuses it as too long
+    if body[0] in "Pp":
+        m = _ISO.fullmatch(body)
+        if m is None or not any(m.groupdict().values()) or body[-1] in "Tt":
+            return None
+        if m["Y"] or m["Mo"]:
+            return (
+                "ISO 8601 years and months have no fixed length (a month is 28 to 31 days):"
+                " write days or weeks instead, like 'P30D'"
+            )
+        return sum(float(n.replace(",", ".")) * _ISO_SECONDS[u] for u, n in m.groupdict().items() if n)
     pos, seconds = 0, 0.0
-    for m in _DURATION.finditer(text):
+    for m in _GO_PART.finditer(body):
         if m.start() != pos:
             return None
         seconds += float(m["n"]) * _UNIT_SECONDS[m["u"]]
         pos = m.end()
-    return datetime.timedelta(seconds=seconds) if pos == len(text) else None
+    return seconds if pos == len(body) else None
+
+
+def _checked(seconds: float) -> str | None:
+    """What is wrong with a number of seconds as a duration, or None."""
+    # Compared before a timedelta exists: timedelta(seconds=1e308) raises OverflowError.
+    if seconds < 0:
+        return _NEGATIVE
+    if not seconds <= _MAX_SECONDS:  # also an overflow to inf: "99999999999d", "1e999"
+        return "a duration must be at most 100 years (36500d)"
+    return None
+
+
+def parse_duration(text: str) -> datetime.timedelta | None:
+    """`"15m"`, `"24h"`, `"1h30m"`, `"250ms"`, `"90"` (seconds), `"PT15M"` -> timedelta;
+    None if not a duration selreload accepts (`read_duration` says why not)."""
+    out = read_duration(text)
+    return None if isinstance(out, str) else out
 
 
 def format_duration(td: datetime.timedelta) -> str:

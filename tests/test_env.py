@@ -153,3 +153,80 @@ def test_env_is_read_at_every_reload(tmp_path: pathlib.Path) -> None:
 def test_env_has_no_watcher() -> None:
     """A process's environment does not change from outside: `watch` returns None."""
     assert sr.Env().watch(lambda trigger: None) is None
+
+
+# What the kubelet injects for services `myapp` and `myapp-db` in the pod's namespace.
+SERVICE_LINKS = {
+    "MYAPP_SERVICE_HOST": "10.96.0.12",
+    "MYAPP_SERVICE_PORT": "8080",
+    "MYAPP_SERVICE_PORT_HTTP": "8080",
+    "MYAPP_PORT": "tcp://10.96.0.12:8080",
+    "MYAPP_PORT_8080_TCP": "tcp://10.96.0.12:8080",
+    "MYAPP_PORT_8080_TCP_PROTO": "tcp",
+    "MYAPP_PORT_8080_TCP_PORT": "8080",
+    "MYAPP_PORT_8080_TCP_ADDR": "10.96.0.12",
+    "MYAPP_DB_SERVICE_HOST": "fd00::12",
+    "MYAPP_DB_SERVICE_PORT": "5432",
+    "MYAPP_DB_PORT": "tcp://[fd00::12]:5432",
+    "MYAPP_DB_PORT_5432_TCP": "tcp://[fd00::12]:5432",
+    "MYAPP_DB_PORT_5432_TCP_PROTO": "tcp",
+    "MYAPP_DB_PORT_5432_TCP_PORT": "5432",
+    "MYAPP_DB_PORT_5432_TCP_ADDR": "fd00::12",
+}
+
+
+def test_kubernetes_service_links_are_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    """Service links under the prefix are skipped, `MYAPP_PORT=tcp://...` included; logged once."""
+    env = {**SERVICE_LINKS, "MYAPP_LOGGING__LEVEL": "debug"}
+    reloader = sr.Reloader(App, [sr.Env("MYAPP_", env)], registry=CollectorRegistry())
+    with caplog.at_level("INFO", logger="selreload.env"):
+        reloader.start()
+        env["MYAPP_LOGGING__LEVEL"] = "warning"
+        assert reloader.reload().outcome is sr.Outcome.APPLIED
+    assert (reloader.current.port, reloader.current.logging.level) == (8080, "warning")
+    lines = [r.getMessage() for r in caplog.records if r.name == "selreload.env"]
+    assert len(lines) == 1, lines
+    assert "ignoring 15 Kubernetes service-link variable(s)" in lines[0]
+    assert "MYAPP_PORT, MYAPP_PORT_8080_TCP" in lines[0] and "MYAPP_DB_SERVICE_HOST" in lines[0]
+
+
+def test_a_service_link_needs_its_service_host() -> None:
+    """`MYAPP_PORT=tcp://...` without `MYAPP_SERVICE_HOST` is a setting (and here a bad one)."""
+    with pytest.raises(sr.ConfigError, match="env:MYAPP_PORT: port: expected an int, got text 'tcp://"):
+        _load({"MYAPP_PORT": "tcp://10.96.0.12:8080"}, prefix="MYAPP_")
+
+
+def test_a_setting_shaped_unlike_a_link_is_read() -> None:
+    """A variable named like a link but not shaped like one is a setting: `MYAPP_PORT=9090` sets port."""
+    assert _load({**SERVICE_LINKS, "MYAPP_PORT": "9090"}, prefix="MYAPP_").port == 9090
+
+
+def test_service_links_read_on_request() -> None:
+    """`service_links="read"` reads them like any variable: today's unknown-key errors."""
+    source = sr.Env("MYAPP_", SERVICE_LINKS, service_links="read")
+    with pytest.raises(sr.ConfigError, match="env:MYAPP_SERVICE_HOST: service_host: unknown key"):
+        sr.Reloader(App, [source], registry=CollectorRegistry()).start()
+    with pytest.raises(ValueError, match="service_links must be 'ignore' or 'read'"):
+        sr.Env("MYAPP_", service_links="skip")  # type: ignore[arg-type]
+
+
+def test_unknown_variables_are_still_errors() -> None:
+    """Besides service links, a variable under the prefix that matches no field is refused."""
+    with pytest.raises(sr.ConfigError, match="env:MYAPP_LOGING__LEVEL: loging: unknown key; did you mean 'logging'"):
+        _load({**SERVICE_LINKS, "MYAPP_LOGING__LEVEL": "debug"}, prefix="MYAPP_")
+
+
+def test_variable_name_that_is_not_text() -> None:
+    """A variable name with an undecodable byte (a lone surrogate in `os.environ`) is refused, escaped."""
+    with pytest.raises(sr.ConfigError) as info:
+        _load({"APP_X\udcff": "1"})
+    assert str(info.value) == "env:APP_X\\udcff: cannot name a setting: the variable name is not valid text"
+
+
+def test_hostile_env_values_name_the_variable() -> None:
+    """Non-finite, huge, negative and deep values from env are refused naming their variable."""
+    text = _errors({"APP_RATIO": "inf", "APP_TIMEOUT": "-5m", "APP_PORT": "9" * 5000, "APP_HOSTS": "[" * 3000})
+    assert "env:APP_RATIO: ratio: expected a finite number" in text
+    assert "env:APP_TIMEOUT: timeout: a duration cannot be negative" in text
+    assert "env:APP_PORT: port: integer too long: 5,000 digits" in text
+    assert "env:APP_HOSTS: hosts: expected a list as JSON text, too deeply nested" in text

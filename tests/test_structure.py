@@ -86,7 +86,17 @@ def errors(tree: dict[str, Any]) -> list[str]:
         ({"limits": {"a": "1"}}, "limits.a: expected an int, got str '1'"),
         ({"providers": [{"name": "x", "modle_name": "y"}]}, "providers[0].modle_name: unknown key; did you mean"),
         ({"providers": [{}]}, "providers[0].name: required key is missing"),
-        ({"ttl": "soon"}, "ttl: expected a duration like '15m', '24h', '1h30m' or seconds, got 'soon'"),
+        (
+            {"ttl": "soon"},
+            "ttl: expected a duration like '15m', '24h', '1h30m' or seconds (or ISO 8601 'PT15M'), got 'soon'",
+        ),
+        ({"ttl": -5}, "ttl: a duration cannot be negative, got -5"),
+        ({"ttl": float("inf")}, "ttl: a duration must be finite, got inf"),
+        ({"ratio": float("nan")}, "ratio: expected a finite number (inf and nan are refused), got nan"),
+        ({"ratio": 10**400}, "ratio: number out of range: past the largest float (~1.8e308), got a 401-digit integer"),
+        ({"text": "a\ud800"}, "text: not valid text: contains an unpaired surrogate at index 1"),
+        ({"limits": {"k\udcff": 1}}, "limits.k\\udcff: not valid text: contains an unpaired surrogate at index 1"),
+        ({"count": EnvText("1" * 4301)}, "count: integer too long: 4,301 digits, over the limit of 4,300"),
         ({"token": 12345}, "token: expected a string, got int ***"),
     ],
 )

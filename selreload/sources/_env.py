@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import ConfigError, Issue
 from .._paths import join
 from .._typing import Layer, NotifyFn, Watcher
-from .._values import EnvText
+from .._values import EnvText, printable, text_problem
+from ._service_links import service_links
+
+log = logging.getLogger("selreload.env")
 
 
 class Env:
@@ -21,17 +25,35 @@ class Env:
     Nothing is guessed: `APP_PORT=eighty` is an error naming `env:APP_PORT`. A variable
     that matches no field is an unknown key, with its variable as the origin.
 
+    Kubernetes service-link variables (`MYAPP_PORT=tcp://10.96.0.12:8080`,
+    `MYAPP_SERVICE_HOST=10.96.0.12`, ...) are not settings: recognised by name, value and
+    their service's `_SERVICE_HOST`, they are skipped (logged once at INFO), even where
+    one is named like a field (`port`).
+
     Args:
         prefix: only variables starting with it are read (case-sensitive).
         environ: the variables to read (default: `os.environ`, read at every load).
         ignore: variable names under the prefix that are not settings (`APP_ENV`).
+        service_links: `"ignore"` (the default) skips Kubernetes service links;
+            `"read"` reads them as settings like any other variable.
     """
 
-    def __init__(self, prefix: str = "APP_", environ: Mapping[str, str] | None = None, *, ignore: Iterable[str] = ()):
+    def __init__(
+        self,
+        prefix: str = "APP_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        ignore: Iterable[str] = (),
+        service_links: Literal["ignore", "read"] = "ignore",
+    ):
+        if service_links not in ("ignore", "read"):
+            raise ValueError(f"service_links must be 'ignore' or 'read', got {service_links!r}")
         self.prefix = prefix
         self.environ = environ
         self.ignore = frozenset(ignore)
+        self.service_links = service_links
         self._last: Layer | None = None
+        self._logged_links: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -43,6 +65,11 @@ class Env:
     def load(self) -> Layer:
         env = os.environ if self.environ is None else self.environ
         items = sorted((k, v) for k, v in env.items() if k.startswith(self.prefix) and k not in self.ignore)
+        if self.service_links == "ignore" and items:
+            links = service_links(env, (k for k, _ in items))
+            if links:
+                items = [(k, v) for k, v in items if k not in links]
+                self._log_links(links)
         h = hashlib.sha256()
         for key, value in items:
             h.update(f"{key}\0{value}\0".encode("utf-8", "surrogateescape"))
@@ -54,7 +81,10 @@ class Env:
         setter: dict[str, str] = {}  # path -> the variable that set it (to name conflicts)
         issues: list[Issue] = []
         for var, value in items:
-            origin = f"env:{var}"
+            origin = f"env:{printable(var)}"
+            if text_problem(var) is not None:
+                issues.append(Issue("", "cannot name a setting: the variable name is not valid text", origin))
+                continue
             parts = [p.lower() for p in var[len(self.prefix) :].split("__")]
             if not all(parts):
                 issues.append(Issue("", "cannot name a setting: empty part between '__' separators", origin))
@@ -79,6 +109,18 @@ class Env:
         layer = Layer(self.name, tree or None, digest, lambda: where)
         self._last = layer
         return layer
+
+    def _log_links(self, links: frozenset[str]) -> None:
+        # Once per distinct set: the same pod environment is read at every reload.
+        if links != self._logged_links:
+            self._logged_links = links
+            log.info(
+                "%s: ignoring %d Kubernetes service-link variable(s), not settings: %s"
+                " (Env(service_links='read') reads them)",
+                self.name,
+                len(links),
+                ", ".join(sorted(links)),
+            )
 
     def watch(self, notify: NotifyFn) -> Watcher | None:
         # A process's environment does not change from outside: nothing to watch.

@@ -11,6 +11,7 @@ from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
 from ._change import UNSET, Change, Policy
 from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, PolicyError, SelreloadError, StateError
 from ._explain import Explanation, explain
+from ._mask import MaskRules
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
@@ -33,6 +34,7 @@ __all__ = [
     "Explanation",
     "Issue",
     "JsonFile",
+    "MaskRules",
     "Outcome",
     "Plan",
     "PlannedChange",

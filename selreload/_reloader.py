@@ -25,6 +25,7 @@ from . import _paths, _transaction
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._live import Attempt, Live, State
+from ._mask import MaskRules
 from ._metrics import Metrics
 from ._pipeline import Pipeline, live_snapshot
 from ._plan import Planner
@@ -93,6 +94,8 @@ class Reloader(Generic[C]):
             written again.
         recorders: more outputs of every attempt (see `selreload.typing.Recorder`), called
             after the built-in ones and before the subscribers.
+        mask: which leaves are secret by name (`sr.MaskRules`); default: `password`,
+            `secret`, `token`, `*_key`, `credentials` and their kin. Masking only.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -138,9 +141,10 @@ class Reloader(Generic[C]):
         applier_timeout: float | None = 5.0,
         on_audit_failure: Literal["refuse", "degrade"] = "refuse",
         recorders: Iterable[Recorder] = (),
+        mask: MaskRules | None = None,
     ) -> None:
         self.name = name
-        self.schema = Schema(schema, policies=load_policies(policies))
+        self.schema = Schema(schema, policies=load_policies(policies), mask=mask)
         self.sources: tuple[Source, ...] = tuple(sources)
         self.audit = audit
         if on_audit_failure not in ("refuse", "degrade"):

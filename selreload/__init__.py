@@ -22,6 +22,7 @@ from ._errors import (
     WatchError,
 )
 from ._explain import Explanation, explain
+from ._mask import MaskRules
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
@@ -45,6 +46,7 @@ __all__ = [
     "Explanation",
     "Issue",
     "JsonFile",
+    "MaskRules",
     "Outcome",
     "Plan",
     "PlannedChange",

@@ -1,13 +1,23 @@
-"""The one masking policy: how a value is shown when its leaf is secret.
+"""The one masking policy: which values are secret, and how anything that might show one is rendered.
 
-Every output that renders config values (repr, errors, logs, audit, plans, spans, HTTP,
-CLI) goes through this module, so a secret is masked by one rule in one place.
+A value is masked because of where it is, never because of what a text contains: its
+resolved path is secret (declared with `secret()`, named by a policy file, or matched by
+a credential rule such as `password` or `*_key`), or it is the password part of a URL's
+user-info (`scheme://user:***@host`). Every output that renders config values (repr,
+errors, logs, audit, plans, spans, HTTP, CLI) goes through this module.
+
+Messages written by user code (validators, converters, appliers, subscribers) are never
+edited: a `Guard` shows one whole, or withholds it whole when it quotes a secret.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import fnmatch
+import re
+import traceback
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,7 +32,104 @@ if TYPE_CHECKING:
 MASK: Final = "***"
 """What a secret value renders as, everywhere."""
 
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
+
+# --- credential rules -------------------------------------------------------------------------
+
+DEFAULT_SECRET_NAMES: Final = (
+    "password",
+    "*_password",
+    "passwd",
+    "secret",
+    "*_secret",
+    "token",
+    "*_token",
+    "*_key",
+    "apikey",
+    "credentials",
+    "*_credentials",
+    "private_key",
+)
+"""Field names (and mapping keys) secret by default: shell globs on the last path segment,
+case-insensitive, `-` read as `_` (`API-Key` matches `*_key`)."""
+
+
+@attrs.frozen
+class MaskRules:
+    """Which leaves are secret by name, beyond the declared and policy-file secrets.
+
+    A leaf (or a config node: everything under it) whose name, or a mapping key, matches
+    one of the globs is masked everywhere selreload renders it. The rules only mask: a
+    leaf they match keeps its hot or restart-only policy, and a policy file may still
+    make it hot (only a declared or policy-file secret refuses that).
+
+    Args:
+        names: the globs, replacing the defaults (`DEFAULT_SECRET_NAMES`); `()` for none.
+        extra: globs added to `names` (`extra=("pin", "*_dsn")`).
+
+    `*_key` masks `cache_key` and `sort_key` too: hiding a value that was not secret
+    costs a line of readability, showing one that was costs a credential rotation. Pass
+    `names=` without `*_key` to show them. The password of a URL's user-info is masked
+    in every rendering whatever the rules say: nobody needs to read it.
+    """
+
+    names: tuple[str, ...] = attrs.field(default=DEFAULT_SECRET_NAMES, converter=tuple)
+    extra: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    _compiled: re.Pattern[str] | None = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        globs = [_norm(g) for g in (*self.names, *self.extra)]
+        pattern = "|".join(fnmatch.translate(g) for g in globs)
+        object.__setattr__(self, "_compiled", re.compile(pattern) if globs else None)
+
+    @classmethod
+    def off(cls) -> MaskRules:
+        """No rule: only declared and policy-file secrets are masked."""
+        return cls(names=())
+
+    def matches(self, path: str) -> bool:
+        """Whether the last segment of `path` is a credential name."""
+        if self._compiled is None:
+            return False
+        return self._compiled.match(_norm(path.rsplit(".", 1)[-1])) is not None
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+DEFAULT_RULES: Final = MaskRules()
+
+# --- URL user-info ----------------------------------------------------------------------------
+
+# `scheme://user:password@`: RFC 3986 scheme, then user-info up to the last `@` before the
+# host (a password may hold `@` only percent-encoded, but tolerate a raw one).
+_USERINFO = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)(?P<password>[^\s/?#]*)(?=@[^\s@/?#]*(?:[/?#\s]|$))"
+)
+
+
+def mask_url(text: str) -> str:
+    """`postgresql://app:hunter2@db/app` -> `postgresql://app:***@db/app`; other text unchanged."""
+    if "://" not in text:
+        return text
+    return _USERINFO.sub(lambda m: m["head"] + MASK if m["password"] else m[0], text)
+
+
+def url_passwords(value: Any) -> list[str]:
+    """The passwords in the URL user-info of a string (or any strings inside `value`)."""
+    if isinstance(value, str):
+        return [m["password"] for m in _USERINFO.finditer(value) if m["password"]] if "://" in value else []
+    if isinstance(value, Mapping):
+        return [p for v in value.values() for p in url_passwords(v)]
+    if isinstance(value, list | tuple | frozenset | set):
+        return [p for v in value for p in url_passwords(v)]
+    if attrs.has(type(value)):
+        return [p for a in attrs.fields(type(value)) for p in url_passwords(getattr(value, a.name, None))]
+    return []
+
+
+# --- rendering --------------------------------------------------------------------------------
 
 
 def render(value: Any, *, secret: bool) -> str:
@@ -39,6 +146,21 @@ def render(value: Any, *, secret: bool) -> str:
         return format_duration(value)
     if isinstance(value, enum.Enum):
         return repr(value.value)
+    return value_repr(value)
+
+
+def value_repr(value: Any) -> str:
+    """`repr(value)` with URL passwords masked in every string inside it."""
+    if isinstance(value, str):
+        return repr(mask_url(str(value)))
+    if type(value) in _SCALARS or attrs.has(type(value)):
+        return repr(value)  # a config instance's repr masks its own secrets
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{value_repr(k)}: {value_repr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(value_repr(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(value_repr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return repr(value)
 
 
@@ -47,44 +169,83 @@ def masked_repr(_value: object) -> str:
     return MASK
 
 
+def config_repr(self: Any) -> str:
+    """The `__repr__` of `@sr.config` classes: attrs' form, every secret field masked.
+
+    Secret are the fields declared `secret()`, and those the schemas the class is part
+    of make secret (policy files, credential rules; mapping keys one by one). A class
+    shared by two schemas is masked by both.
+    """
+    cls = type(self)
+    parts = []
+    for a in attrs.fields(cls):
+        if not a.repr:
+            continue
+        value = getattr(self, a.name, attrs.NOTHING)
+        if hidden(cls, a.name):
+            text = MASK
+        elif callable(a.repr):
+            text = a.repr(value)
+        elif isinstance(value, Mapping) and not attrs.has(type(value)):
+            shown = (f"{value_repr(k)}: {MASK if hidden(cls, a.name, k) else value_repr(v)}" for k, v in value.items())
+            text = "{" + ", ".join(shown) + "}"
+        else:
+            text = value_repr(value)
+        parts.append(f"{a.name}={text}")
+    return f"{cls.__qualname__.rsplit('>.', 1)[-1]}({', '.join(parts)})"
+
+
 def show(value: Any, *, secret: bool) -> str:
     """A raw value as an error message quotes it: masked for secrets, cut when long."""
     if secret:
         return MASK
-    text = repr(str(value) if isinstance(value, EnvText) else value)
+    text = value_repr(str(value) if isinstance(value, EnvText) else value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def scrub(text: str, secrets: Iterable[Any]) -> str:
-    """Replace every rendering of every secret value in `text` with `***`."""
-    forms = {form for v in secrets if not (v is None or v == "" or isinstance(v, bool)) for form in (str(v), repr(v))}
-    # Longest first: with secrets "abc" and "xabc", replacing "abc" first would leave "x***".
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
-            text = text.replace(form, MASK)
-    return text
+# --- which fields of a class are secret -------------------------------------------------------
+
+# Where each config class sits in the live schemas: (schema, node path). A class's repr,
+# and the masking of instances met without a schema, ask every schema it is part of.
+_PLACES: weakref.WeakKeyDictionary[type, list[tuple[weakref.ref[Schema], str]]] = weakref.WeakKeyDictionary()
+_HIDDEN: dict[tuple[type, str, object], bool] = {}
 
 
-def secret_values(schema: Schema, *flats: Mapping[str, Any]) -> list[Any]:
-    """The values of the secret leaves of flattened configs (`{path: value}`)."""
-    return [v for flat in flats for p, v in flat.items() if schema.policy_of(p)[1]]
+def register(cls: type, schema: Schema, path: str) -> None:
+    """Record that `schema` holds `cls` at node `path` (`"dbs.*"` for mapping values)."""
+    places = _PLACES.setdefault(cls, [])
+    places[:] = [(ref, p) for ref, p in places if ref() is not None and (ref() is not schema or p != path)]
+    places.append((weakref.ref(schema), path))
+    _HIDDEN.clear()
 
 
-def scrubber(schema: Schema, *flats: Mapping[str, Any]) -> Callable[[str], str]:
-    """`scrub` with the secret values of `flats`, collected on first use."""
-    # Collected only when an error message needs scrubbing: a walk over every leaf is
-    # most of the fixed cost of a small reload, and a successful one never needs it.
-    found: list[list[Any]] = []
-
-    def scrub_secrets(text: str) -> str:
-        if not found:
-            found.append(secret_values(schema, *flats))
-        return scrub(text, found[0])
-
-    return scrub_secrets
+def hidden(cls: type, name: str, key: object = None) -> bool:
+    """Whether field `name` of `cls` (or key `key` of that mapping field) is secret."""
+    cache_key = (cls, name, key)
+    found = _HIDDEN.get(cache_key)
+    if found is None:
+        found = _resolve(cls, name, key)
+        if len(_HIDDEN) >= 65536:  # classes or keys made at run time must not grow it forever
+            _HIDDEN.clear()
+        _HIDDEN[cache_key] = found
+    return found
 
 
-# --- JSON-ready data ----------------------------------------------------------------------
+def _resolve(cls: type, name: str, key: object) -> bool:
+    # Imported here: `_schema` imports this module; the cache makes it a once-per-field cost.
+    from ._schema import is_secret_field
+
+    field = attrs.fields_dict(cls).get(name)
+    if key is None and field is not None and is_secret_field(field):
+        return True
+    sub = name if key is None else f"{name}.{key}"
+    places = [(schema, path) for ref, path in _PLACES.get(cls, ()) if (schema := ref()) is not None]
+    if not places:  # never compiled into a schema: the default rules
+        return DEFAULT_RULES.matches(sub)
+    return any(schema.mask.matches(sub) or schema.policy_of(join(path, sub))[1] for schema, path in places)
+
+
+# --- JSON-ready data --------------------------------------------------------------------------
 
 
 def plain(value: Any, *, secret: bool) -> Any:
@@ -100,20 +261,28 @@ def plain(value: Any, *, secret: bool) -> Any:
 
 def masked_plain(value: Any, *, schema: Schema | None = None) -> Any:
     """A config (or any value in one) as JSON-ready data with every secret masked: the
-    leaves `schema` resolves as secret (declared or by policy file, mapping keys too) and
-    the secret fields of any attrs instance inside, schema or not."""
+    leaves `schema` resolves as secret (declared, policy file, credential rule; mapping
+    keys too), the secret fields of any attrs instance inside, and URL passwords."""
     return _walk(value, schema, "")
 
 
 def _walk(value: Any, schema: Schema | None, path: str) -> Any:
     if schema is not None and path and schema.policy_of(path)[1]:
         return MASK
-    if attrs.has(type(value)):
-        hidden = _secret_fields(type(value))
-        return {
-            a.name: MASK if a.name in hidden else _walk(getattr(value, a.name), schema, join(path, a.name))
-            for a in attrs.fields(type(value))
-        }
+    cls = type(value)
+    if attrs.has(cls):
+        out: dict[str, Any] = {}
+        for a in attrs.fields(cls):
+            v = getattr(value, a.name)
+            if hidden(cls, a.name):
+                out[a.name] = MASK
+            elif schema is None and isinstance(v, Mapping) and not attrs.has(type(v)):
+                out[a.name] = {str(k): MASK if hidden(cls, a.name, k) else _walk(x, None, "") for k, x in v.items()}
+            else:
+                out[a.name] = _walk(v, schema, join(path, a.name))
+        return out
+    if isinstance(value, str):
+        return mask_url(str(value))
     if isinstance(value, Mapping):
         return {str(k): _walk(v, schema, join(path, k)) for k, v in value.items()}
     if isinstance(value, list | tuple | frozenset | set):
@@ -122,17 +291,110 @@ def _walk(value: Any, schema: Schema | None, path: str) -> Any:
     return scalar_to_plain(value)
 
 
-_SECRET_FIELDS: dict[type, frozenset[str]] = {}
+# --- messages written by user code --------------------------------------------------------------
+
+WITHHELD_SECRET: Final = "invalid value (the {what}'s message is withheld: the value is secret)"
 
 
-def _secret_fields(cls: type) -> frozenset[str]:
-    found = _SECRET_FIELDS.get(cls)
-    if found is None:
-        # Imported here: `_schema` imports this module (the repr of secret fields); the
-        # cache makes the import and the field scan a once-per-class cost.
-        from ._schema import is_secret_field
+class Guard:
+    """Shows a message written by user code whole, or withholds it whole.
 
-        found = frozenset(a.name for a in attrs.fields(cls) if is_secret_field(a))
-        if len(_SECRET_FIELDS) < 1024:  # classes made at run time must not grow it forever
-            _SECRET_FIELDS[cls] = found
-    return found
+    A message is withheld when it contains the `str()` or `repr()` of any secret value in
+    scope (declared, policy-file and rule secrets, URL passwords). It is never edited: a
+    replaced substring mangles the text and, for a short secret, shows where it was.
+
+    Args:
+        secrets: the secret values, or a function returning them (called on first use:
+            collecting them walks every leaf, and a reload without errors never needs it).
+    """
+
+    __slots__ = ("_collect", "_forms")
+
+    def __init__(self, secrets: Callable[[], Iterable[Any]] | Iterable[Any] = ()) -> None:
+        self._collect = secrets
+        self._forms: frozenset[str] | None = None
+
+    def quotes_secret(self, text: str) -> bool:
+        """Whether `text` contains a rendering of a secret value."""
+        if self._forms is None:
+            found = self._collect() if callable(self._collect) else self._collect
+            self._forms = frozenset(_forms(found))
+        return any(form in text for form in self._forms)
+
+    def text(self, text: str, *, what: str, exc: BaseException) -> str:
+        """`text`, or `{what} ({ExcType}); its message is withheld because it quotes a secret`."""
+        if self.quotes_secret(text):
+            return f"{what} ({type(exc).__name__}); its message is withheld because it quotes a secret"
+        return mask_url(text)
+
+    def failure(self, what: str, exc: BaseException) -> str:
+        """`{what}: {ExcType}: {message}`, the message withheld when it quotes a secret."""
+        message = str(exc)
+        if not message:
+            return f"{what}: {type(exc).__name__}"
+        return self.text(f"{what}: {type(exc).__name__}: {message}", what=what, exc=exc)
+
+
+def _forms(values: Iterable[Any]) -> Iterable[str]:
+    for v in values:
+        if v is None or isinstance(v, bool) or v is UNSET:
+            continue
+        if isinstance(v, Mapping):
+            yield from _forms(v.values())
+        elif isinstance(v, list | tuple | frozenset | set):
+            yield from _forms(v)
+        elif attrs.has(type(v)):
+            yield from _forms(getattr(v, a.name, None) for a in attrs.fields(type(v)))
+            continue
+        for form in (str(v), repr(v)):
+            if form and form != "''":
+                yield form
+
+
+def secrets_inside(value: Any) -> list[Any]:
+    """Secret values inside a value that is not secret itself: the secret fields (and
+    keys) of attrs instances in it, and URL passwords."""
+    cls = type(value)
+    if isinstance(value, str):
+        return list(url_passwords(value))
+    if attrs.has(cls):
+        out: list[Any] = []
+        for a in attrs.fields(cls):
+            v = getattr(value, a.name, None)
+            if hidden(cls, a.name):
+                out.append(v)
+            elif isinstance(v, Mapping) and not attrs.has(type(v)):
+                out += [x for k, x in v.items() if hidden(cls, a.name, k)]
+                out += [s for x in v.values() for s in secrets_inside(x)]
+            else:
+                out += secrets_inside(v)
+        return out
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in secrets_inside(v)]
+    if isinstance(value, list | tuple | frozenset | set):
+        return [s for v in value for s in secrets_inside(v)]
+    return []
+
+
+def secret_values(schema: Schema, *flats: Mapping[str, Any]) -> list[Any]:
+    """Every secret value in flattened configs (`{path: value}`): secret leaves, and the
+    secrets inside the others (URL passwords, secret fields of instances in mappings)."""
+    out: list[Any] = []
+    for flat in flats:
+        for p, v in flat.items():
+            if schema.policy_of(p)[1]:
+                out.append(v)
+            elif type(v) not in _SCALARS:
+                out += secrets_inside(v)
+    return out
+
+
+def guard(schema: Schema, *flats: Mapping[str, Any]) -> Guard:
+    """A `Guard` over the secret values of `flats`, collected on first use."""
+    return Guard(lambda: secret_values(schema, *flats))
+
+
+def exc_summary(exc: BaseException) -> str:
+    """An exception for a log: its type and traceback frames, never its message."""
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{type(exc).__name__}\n{frames}" if frames else type(exc).__name__

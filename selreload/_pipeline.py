@@ -129,7 +129,8 @@ class Pipeline(Generic[C]):
         result = attempt.result(Outcome.APPLIED, live, previous=previous.version)
         failure = self.audited(result, snapshot)
         if failure is not None and self.refuse_unaudited:
-            _transaction.undo(batches, snapshot, span=self.tracing.step, call=self.call)
+            guard = _mask.guard(self.schema, flat)
+            _transaction.undo(batches, snapshot, span=self.tracing.step, guard=guard, call=self.call)
             raise failure
         return self.end(attempt, live.evolve(audit_error=_why(failure)), result, audited=True)
 
@@ -146,7 +147,7 @@ class Pipeline(Generic[C]):
             snapshot,
             snapshot,
             span=self.tracing.step,
-            scrub=_mask.scrubber(self.schema, flat),
+            guard=_mask.guard(self.schema, flat),
             call=self.call,
         )
         if tx.outcome is not Outcome.APPLIED:
@@ -218,7 +219,7 @@ class Pipeline(Generic[C]):
             snapshot,
             current,
             span=self.tracing.step,
-            scrub=_mask.scrubber(self.schema, live.flat, eff_flat),
+            guard=_mask.guard(self.schema, live.flat, eff_flat),
             call=self.call,
         )
         rollback_to = attempt.rollback_to
@@ -246,7 +247,8 @@ class Pipeline(Generic[C]):
             failure = self.audited(result, snapshot)
             if failure is None or not self.refuse_unaudited:
                 return self.end(attempt, new.evolve(audit_error=_why(failure)), result, audited=True)
-            undone = _transaction.undo(plan.batches, current, span=self.tracing.step, call=self.call)
+            guard = _mask.guard(self.schema, live.flat, eff_flat)
+            undone = _transaction.undo(plan.batches, current, span=self.tracing.step, guard=guard, call=self.call)
             issue = Issue("", f"{_why(failure)}: the change was undone, v{live.version} stays live", "audit")
             tx = _transaction.TransactionResult(undone.outcome, (issue, *undone.errors), undone.failed, undone.raised)
             live = live.evolve(audit_error=_why(failure))

@@ -63,9 +63,8 @@ class Planner:
             else:
                 effective = apply_changes(candidate, [c.inverted() for c in rejected], self.schema)
         except Exception as exc:  # noqa: BLE001 - a validator of the effective config
-            secrets = [v for p, v in cand_flat.items() if self.schema.policy_of(p)[1]]
-            text = _mask.scrub(str(exc) or type(exc).__name__, secrets)
-            message = f"the hot changes are not valid without the rejected restart-only ones: {text}"
+            head = "the hot changes are not valid without the rejected restart-only ones"
+            message = _mask.guard(self.schema, live_flat, cand_flat).failure(head, exc)
             return Plan(steps, errors=(Issue("", message, "effective config"),), strict=self.strict)
         return Plan(
             steps, strict=self.strict, effective=effective, effective_flat=self.flatten(effective), batches=batches

@@ -133,7 +133,8 @@ def policies_table(schema: Schema) -> str:
     rows: list[Sequence[str]] = [("PATH", "TYPE", "POLICY", "SECRET")]
     for leaf in schema.leaves.values():
         path = leaf.path + (".<key>" if leaf.mapping else "")
-        rows.append((path, _type_name(leaf.type), leaf.policy.value, "yes" if leaf.secret else ""))
+        secret = "by name" if leaf.by_rule else "yes" if leaf.secret else ""  # by name: a credential rule
+        rows.append((path, _type_name(leaf.type), leaf.policy.value, secret))
     return table(rows)
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._log import log_result
+from ._mask import exc_summary
 from ._result import Outcome, ReloadResult
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ class Fanout:
 
 def failed(name: str, what: object, exc: BaseException) -> None:
     """Log a failure of a user-supplied callback: its type and where, never its text."""
-    where = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
-    log.error("config %r: %r failed with %s\n%s", name, what, type(exc).__name__, where)
+    log.error("config %r: %r failed with %s", name, what, exc_summary(exc))
 
 
 class MetricsRecorder:

@@ -28,6 +28,7 @@ from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._live import Attempt, Live, State
+from ._mask import MaskRules
 from ._metrics import Metrics
 from ._pipeline import Pipeline, live_snapshot
 from ._plan import Planner
@@ -101,6 +102,8 @@ class Reloader(Generic[C]):
             after the built-in ones and before the subscribers.
         loop: the event loop async appliers and subscribers run on; by default the one
             `astart()` (or `async with`) runs in.
+        mask: which leaves are secret by name (`sr.MaskRules`); default: `password`,
+            `secret`, `token`, `*_key`, `credentials` and their kin. Masking only.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -148,9 +151,10 @@ class Reloader(Generic[C]):
         on_audit_failure: Literal["refuse", "degrade"] = "refuse",
         recorders: Iterable[Recorder] = (),
         loop: asyncio.AbstractEventLoop | None = None,
+        mask: MaskRules | None = None,
     ) -> None:
         self.name = name
-        self.schema = Schema(schema, policies=load_policies(policies))
+        self.schema = Schema(schema, policies=load_policies(policies), mask=mask)
         self.sources: tuple[Source, ...] = tuple(sources)
         self.audit = audit
         if on_audit_failure not in ("refuse", "degrade"):

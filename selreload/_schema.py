@@ -13,7 +13,7 @@ import attrs
 
 from ._change import Policy
 from ._errors import PolicyError
-from ._mask import masked_repr
+from ._mask import DEFAULT_RULES, MaskRules, config_repr, masked_repr, register
 from ._paths import ancestors, did_you_mean, hint, matches
 
 _META: Final = "selreload"
@@ -77,8 +77,13 @@ def config(maybe_cls: type[T] | None = None, /, **kwargs: Any) -> Any:
 
     def wrap(cls: type[T]) -> type[T]:
         kwargs.setdefault("slots", True)
+        own_repr = "__repr__" in cls.__dict__ or kwargs.get("repr") is False
         new = attrs.frozen(cls, **kwargs)
         setattr(new, _MARK, True)
+        if not own_repr:
+            # attrs' repr knows the fields declared secret(); this one also masks the
+            # fields that policy files and credential rules make secret (`_mask.config_repr`).
+            new.__repr__ = config_repr  # type: ignore[method-assign, assignment]
         return new
 
     return wrap if maybe_cls is None else wrap(maybe_cls)
@@ -134,8 +139,10 @@ class Leaf:
         path: dotted path.
         type: the field's resolved annotation.
         policy: the resolved policy (declared, then policy files).
-        secret: masked everywhere.
+        secret: masked everywhere (declared, by a policy file, or by a credential rule).
         mapping: a `dict[str, X]` field, diffed per key (`feature_flags.new_checkout`).
+        by_rule: secret only because its name matches a credential rule (`MaskRules`):
+            masked, but its policy is its own and a policy file may make it hot.
     """
 
     path: str
@@ -143,6 +150,7 @@ class Leaf:
     policy: Policy
     secret: bool
     mapping: bool = False
+    by_rule: bool = False
 
 
 def _is_mapping_type(tp: Any) -> bool:
@@ -165,16 +173,18 @@ class Schema:
     Args:
         cls: a `@sr.config` (or any attrs) class.
         policies: `PolicySet`s applied in order after the declared policies.
+        mask: the credential rules: leaves named like credentials are secret (masked).
 
     Raises:
         PolicyError: a policy glob matches nothing, or loosens a secret.
     """
 
-    def __init__(self, cls: type[Any], *, policies: Iterable[PolicySet] = ()) -> None:
+    def __init__(self, cls: type[Any], *, policies: Iterable[PolicySet] = (), mask: MaskRules | None = None) -> None:
         if not is_config(cls):
             raise TypeError(f"{cls!r} is not a config class; decorate it with @selreload.config")
         self.cls = cls
         self.policies = tuple(policies)
+        self.mask = DEFAULT_RULES if mask is None else mask
         self.leaves: dict[str, Leaf] = {}
         # node path -> the attrs class at that path ("" is the root)
         self.nodes: dict[str, type[Any]] = {}
@@ -182,8 +192,30 @@ class Schema:
         self._policy_cache: dict[str, tuple[Policy, bool]] = {}
         self.mapping_paths = tuple(p for p, leaf in self.leaves.items() if leaf.mapping)
         self._apply_policy_files()
+        self._register()
 
-    def _walk(self, cls: type[Any], prefix: str, inherited: Policy | None, secret: bool) -> None:
+    def _register(self) -> None:
+        # Tell `_mask` where each class sits, so its repr (and instances met without a
+        # schema, e.g. a `Db` inside `dict[str, Db]`) mask what this schema makes secret.
+        seen: set[tuple[type[Any], str]] = set()
+
+        def inner(tp: Any, path: str, chain: frozenset[type[Any]] = frozenset()) -> None:
+            if not is_config(tp):
+                for arg in typing.get_args(tp):
+                    inner(arg, path, chain)
+            elif tp not in chain and (tp, path) not in seen:  # a recursive type stops here
+                seen.add((tp, path))
+                register(tp, self, path)
+                for a in attrs.fields(attrs.resolve_types(tp)):
+                    inner(a.type, f"{path}.{a.name}", chain | {tp})
+
+        for prefix, node in self.nodes.items():
+            register(node, self, prefix.rstrip("."))
+        for path, leaf in self.leaves.items():
+            for arg in typing.get_args(leaf.type):
+                inner(arg, f"{path}.*" if leaf.mapping else path)
+
+    def _walk(self, cls: type[Any], prefix: str, inherited: Policy | None, secret: bool, ruled: bool = False) -> None:
         self.nodes[prefix] = cls
         try:
             hints = attrs.resolve_types(cls)
@@ -199,16 +231,19 @@ class Schema:
             if is_secret and (meta is None or meta.policy is None) and policy is None:
                 policy = Policy.RESTART_ONLY
             path = f"{prefix}{a.name}"
+            # A credential rule masks a leaf (or a node: all under it) but sets no policy.
+            by_rule = ruled or self.mask.matches(path)
             tp = unwrap_optional(a.type)
             if is_config(tp) and tp is not cls:
-                self._walk(tp, path + ".", policy, is_secret)
+                self._walk(tp, path + ".", policy, is_secret, by_rule)
                 continue
             self.leaves[path] = Leaf(
                 path=path,
                 type=a.type,
                 policy=policy or Policy.RESTART_ONLY,
-                secret=is_secret,
+                secret=is_secret or by_rule,
                 mapping=_is_mapping_type(a.type),
+                by_rule=by_rule and not is_secret,
             )
 
     def _apply_policy_files(self) -> None:
@@ -222,7 +257,7 @@ class Schema:
                     raise PolicyError(f"{policy_set.origin(kind, pattern)}: {kind}: {pattern!r} matches no field{tip}")
                 for path in matched:
                     leaf = self.leaves[path]
-                    if kind == "hot" and leaf.secret:
+                    if kind == "hot" and leaf.secret and not leaf.by_rule:
                         raise PolicyError(
                             f"{policy_set.origin(kind, pattern)}: hot: {pattern!r} would make secret {path!r} hot; "
                             "secrets can only be made hot in code, with secret(hot=True)"
@@ -233,6 +268,7 @@ class Schema:
                         leaf,
                         policy=Policy.HOT if kind == "hot" else Policy.RESTART_ONLY,
                         secret=leaf.secret or kind == "secret",
+                        by_rule=leaf.by_rule and kind != "secret",
                     )
 
     def leaf_of(self, path: str) -> Leaf | None:
@@ -254,15 +290,17 @@ class Schema:
             return Policy.RESTART_ONLY, False
         policy, is_secret = leaf.policy, leaf.secret
         if path != leaf.path:  # a key inside a mapping: policy files may name keys
+            locked = leaf.secret and not leaf.by_rule  # only a declared secret refuses `hot`
             for policy_set in self.policies:
                 for kind, pattern in policy_set.patterns():  # tightest kind first
                     if not matches(pattern, path) or matches(pattern, leaf.path):
                         continue
-                    if kind == "hot" and is_secret:
+                    if kind == "hot" and locked:
                         continue
                     policy = Policy.HOT if kind == "hot" else Policy.RESTART_ONLY
                     is_secret = is_secret or kind == "secret"
                     break
+            is_secret = is_secret or self.mask.matches(path)
         if len(self._policy_cache) < 65536:
             self._policy_cache[path] = (policy, is_secret)
         return policy, is_secret

@@ -27,9 +27,9 @@ import cattrs
 
 from ._errors import Issue
 from ._guard import MAX_DEPTH
-from ._mask import MASK, show
+from ._mask import MASK, hidden, show
 from ._paths import hint, item, join
-from ._schema import Schema, is_config, is_secret_field
+from ._schema import Schema, is_config
 from ._validate import collect_validation_issues
 from ._values import (
     MAX_INT_DIGITS,
@@ -319,6 +319,9 @@ class Structurer:
     def _mapping(self, k_tp: Any, v_tp: Any, secret: bool) -> StructureFn:
         k_fn = self.fn(k_tp, secret)
         v_fn = self.fn(v_tp, secret)
+        # A policy file or a credential rule may make one key secret (`flags.api_key`).
+        v_secret_fn = v_fn if secret else self.fn(v_tp, True)
+        secret_key = self._schema.policy_of
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             if type(v) is EnvText:
@@ -332,7 +335,7 @@ class Structurer:
             for key, entry in v.items():
                 sub = join(path, printable(key))
                 k = k_fn(key, sub, issues)
-                val = v_fn(entry, sub, issues)
+                val = (v_secret_fn if secret_key(sub)[1] else v_fn)(entry, sub, issues)
                 if k is _BAD or val is _BAD:
                     bad = True
                 else:
@@ -396,7 +399,7 @@ class Structurer:
         specs: list[tuple[str, str, StructureFn, bool]] = []
         secrets: dict[str, bool] = {}
         for a in fields:
-            sec = secret or is_secret_field(a)
+            sec = secret or hidden(cls, a.name)  # declared, by a policy file or a credential rule
             secrets[a.name] = sec
             specs.append((a.name, a.alias or a.name, self.fn(a.type, sec), a.default is attrs.NOTHING))
         names = frozenset(a.name for a in fields)

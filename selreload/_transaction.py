@@ -14,6 +14,7 @@ import attrs
 
 from ._change import Change
 from ._errors import ApplierTimeoutError, Issue
+from ._mask import Guard
 from ._result import Outcome
 from ._routes import Batch
 from ._snapshot import Snapshot
@@ -63,6 +64,9 @@ class TransactionResult:
     raised: BaseException | None = None
 
 
+_NO_SECRETS = Guard()  # callers with a config pass `_mask.guard(schema, flats...)`
+
+
 def _must_propagate(exc: BaseException) -> bool:
     # An Exception is a failed applier; so is GeneratorExit, which means nothing outside
     # a generator. The rest (KeyboardInterrupt, SystemExit, CancelledError) is the process
@@ -76,7 +80,7 @@ def run(
     old: Snapshot[Any],
     *,
     span: SpanFactory = _no_span,
-    scrub: Callable[[str], str] = lambda s: s,
+    guard: Guard = _NO_SECRETS,
     call: Caller | None = None,
 ) -> TransactionResult:
     """Call each applier with its batch; on the first failure roll back, newest first.
@@ -94,10 +98,10 @@ def run(
                 invoke(route.applier.apply, changes, new)
         except BaseException as exc:  # noqa: BLE001 - any applier failure aborts the transaction
             paths = ", ".join(c.path for c in changes)
-            errors = [Issue(route.pattern, scrub(f"applier {route.name} failed on {paths}: {_exc_text(exc)}"))]
+            errors = [Issue(route.pattern, guard.failure(f"applier {route.name} failed on {paths}", exc))]
             failed = [route.name]
             raised = exc if _must_propagate(exc) else None
-            undone = undo(done, old, span=span, scrub=scrub, call=invoke)
+            undone = undo(done, old, span=span, guard=guard, call=invoke)
             errors.extend(undone.errors)
             failed.extend(undone.failed)
             raised = raised or undone.raised
@@ -113,7 +117,7 @@ def undo(
     old: Snapshot[Any],
     *,
     span: SpanFactory = _no_span,
-    scrub: Callable[[str], str] = lambda s: s,
+    guard: Guard = _NO_SECRETS,
     call: Caller | None = None,
 ) -> TransactionResult:
     """Roll back appliers that ran, newest first; every rollback is attempted.
@@ -129,17 +133,12 @@ def undo(
             with span("rollback", route.name):
                 invoke(route.applier.rollback, changes, old)
         except BaseException as exc:  # noqa: BLE001
-            errors.append(Issue(route.pattern, scrub(f"rollback of {route.name} failed: {_exc_text(exc)}")))
+            errors.append(Issue(route.pattern, guard.failure(f"rollback of {route.name} failed", exc)))
             failed.append(route.name)
             if raised is None and _must_propagate(exc):
                 raised = exc
     outcome = Outcome.DEGRADED if failed else Outcome.ROLLED_BACK
     return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
-
-
-def _exc_text(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # --- deadlines ----------------------------------------------------------------------------

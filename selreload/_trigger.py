@@ -18,6 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
+from ._mask import exc_summary
 from ._signals import SignalTrigger
 from ._typing import Source, Watcher
 
@@ -74,8 +75,11 @@ class Coalescer:
                         return
                 try:
                     self._reload(pending)
-                except Exception:  # a watcher thread must survive anything a reload raises
-                    log.exception("config %r: reload from %s failed unexpectedly", self._name, pending)
+                except Exception as exc:  # noqa: BLE001 - a watcher thread must survive anything a reload raises
+                    # By type and frames: the message may quote a secret (`_mask.exc_summary`).
+                    log.error(
+                        "config %r: reload from %s failed unexpectedly: %s", self._name, pending, exc_summary(exc)
+                    )
         except BaseException:
             # SystemExit, KeyboardInterrupt: they propagate, but the next trigger still
             # finds a coalescer that drains (what is pending now runs with it).

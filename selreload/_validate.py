@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ._errors import Issue
-from ._mask import scrub, show
+from ._mask import WITHHELD_SECRET, Guard, hidden, secrets_inside, show
 from ._paths import join
 
 
@@ -50,18 +50,26 @@ def _default(a: attrs.Attribute[Any], inst: Any) -> Any:
     return fac
 
 
-def describe_validation(exc: BaseException, a: attrs.Attribute[Any], value: Any, secret: bool) -> str:
-    """A validator failure as one line that does not repeat the field name or leak a secret."""
-    options = _in_options(a.validator)
+def describe_validation(
+    exc: BaseException, a: attrs.Attribute[Any], value: Any, secret: bool, guard: Guard, *, what: str = "validator"
+) -> str:
+    """A validator (or converter) failure as one line that does not repeat the field name.
+
+    A secret field's own validator message is never shown; any other is shown whole, or
+    withheld whole when it quotes a secret in scope (`_mask.Guard`).
+    """
+    options = _in_options(a.validator) if what == "validator" else None
     if options is not None and isinstance(exc, ValueError) and value not in options:
         return f"must be one of {', '.join(str(o) for o in options)} (got {show(value, secret=secret)})"
+    if secret:
+        return WITHHELD_SECRET.format(what=what)
     text = str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
     text = text or type(exc).__name__
     for prefix in (f"'{a.name}' ", f"'{a.alias}' "):
         if text.startswith(prefix):
             text = text[len(prefix) :]
             break
-    return scrub(text, [value]) if secret else text
+    return guard.text(text, what=f"the {what} failed", exc=exc)
 
 
 def collect_validation_issues(
@@ -81,6 +89,8 @@ def collect_validation_issues(
     """
     before = len(issues)
     inst = object.__new__(cls)
+    # A message may quote a sibling (`must differ from password 'x'`) or a nested secret.
+    guard = Guard(lambda: _secrets_in_scope(cls, kwargs, secrets))
     for a in attrs.fields(cls):
         alias = a.alias or a.name
         value = kwargs[alias] if alias in kwargs else _default(a, inst)
@@ -88,8 +98,8 @@ def collect_validation_issues(
             try:
                 value = _run_converter(a, value, inst)
             except Exception as exc:  # noqa: BLE001
-                message = describe_validation(exc, a, value, secrets.get(a.name, False))
-                issues.append(Issue(join(path, a.name), scrub(message, _secret_kwargs(kwargs, secrets, cls))))
+                message = describe_validation(exc, a, value, secrets.get(a.name, False), guard, what="converter")
+                issues.append(Issue(join(path, a.name), message))
                 continue
         object.__setattr__(inst, a.name, value)
     for a in attrs.fields(cls):
@@ -101,9 +111,8 @@ def collect_validation_issues(
         try:
             a.validator(inst, a, value)
         except Exception as exc:  # noqa: BLE001
-            message = describe_validation(exc, a, value, secrets.get(a.name, False))
-            # A validator may quote a sibling (`must differ from password 'x'`): scrub them all.
-            issues.append(Issue(join(path, a.name), scrub(message, _secret_kwargs(kwargs, secrets, cls))))
+            message = describe_validation(exc, a, value, secrets.get(a.name, False), guard)
+            issues.append(Issue(join(path, a.name), message))
     if len(issues) > before or partial:
         return
     post_init = getattr(cls, "__attrs_post_init__", None)
@@ -112,10 +121,23 @@ def collect_validation_issues(
             post_init(inst)
         cls(**kwargs)
     except Exception as exc:  # noqa: BLE001
-        secret_values = [getattr(inst, n, None) for n, sec in secrets.items() if sec]
-        issues.append(Issue(path, scrub(str(exc) or type(exc).__name__, secret_values)))
+        what = f"{cls.__qualname__}.__attrs_post_init__" if post_init is not None else f"building {cls.__qualname__}"
+        issues.append(Issue(path, guard.text(str(exc) or type(exc).__name__, what=f"{what} failed", exc=exc)))
 
 
-def _secret_kwargs(kwargs: Mapping[str, Any], secrets: Mapping[str, bool], cls: type[Any]) -> Sequence[Any]:
-    """The values given for the secret fields of `cls` (by init alias)."""
-    return [kwargs.get(a.alias or a.name) for a in attrs.fields(cls) if secrets.get(a.name)]
+def _secrets_in_scope(cls: type[Any], kwargs: Mapping[str, Any], secrets: Mapping[str, bool]) -> Sequence[Any]:
+    """The secret values a message about an instance of `cls` could quote: its secret
+    fields (by init alias), secret keys of its mappings, and the secrets nested in the rest."""
+    out: list[Any] = []
+    for a in attrs.fields(cls):
+        alias = a.alias or a.name
+        if alias not in kwargs:
+            continue
+        value = kwargs[alias]
+        if secrets.get(a.name):
+            out.append(value)
+            continue
+        if isinstance(value, Mapping) and not attrs.has(type(value)):
+            out += [v for k, v in value.items() if hidden(cls, a.name, k)]
+        out += secrets_inside(value)
+    return out

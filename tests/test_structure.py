@@ -197,4 +197,4 @@ def test_sibling_secret_quoted_by_a_validator_is_masked() -> None:
     assert value is None
     assert len(issues) == 1
     assert "sw0rdfish" not in str(issues)
-    assert issues[0].message == "must differ from the password ***"
+    assert issues[0].message == "the validator failed (ValueError); its message is withheld because it quotes a secret"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -42,8 +43,13 @@ class Flattener:
 
 
 def _same(a: Any, b: Any) -> bool:
-    # `type(a) is type(b)` keeps 1 == True and 1 == 1.0 from hiding a change.
-    return a is b or (type(a) is type(b) and a == b)
+    # `type(a) is type(b)` keeps 1 == True and 1 == 1.0 from hiding a change; and 0.0 ==
+    # -0.0, but they render (and digest) differently, so the sign is a change too.
+    if a is b:
+        return True
+    if type(a) is not type(b) or a != b:
+        return False
+    return type(a) is not float or math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def diff(old: Mapping[str, Any], new: Mapping[str, Any], schema: Schema) -> list[Change]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _paths, _transaction
-from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async
+from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async, running_loop
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._live import Attempt, Live, State
@@ -419,12 +419,23 @@ class Reloader(Generic[C]):
             StateError: not started, or called from inside a reload (an applier or
                 subscriber); use `request_reload()` there, which runs after it.
         """
+        self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
             with self._tracing.reload(trigger) as span:
                 result = self._pipeline.attempt(Attempt(trigger, actor, span=span), live)
         self._coalescer.run_deferred()
         return result
+
+    def _not_on_the_loop(self) -> None:
+        # With async appliers, a reload on the loop's own thread would wait for coroutines
+        # that loop can never run: refuse it before anything runs.
+        loop = self._call.loop
+        if loop is not None and running_loop() is loop and any(is_async(r.applier) for r in self._pipeline.routes):
+            raise StateError(
+                f"reloader {self.name!r}: reload() on the event loop's thread cannot run its async appliers; "
+                "use `await reloader.areload()`"
+            )
 
     def request_reload(self, trigger: str = "manual") -> None:
         """Ask for a reload without waiting when one is running: triggers that arrive
@@ -476,6 +487,7 @@ class Reloader(Generic[C]):
         Raises:
             UnknownVersionError: `version` is not in `history` (a `KeyError`).
         """
+        self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
             target = next((s for s in self._pipeline.history if s.version == version), None)

@@ -153,7 +153,13 @@ def cmd_unset(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _overrides(
-    args: argparse.Namespace, out: TextIO, err: TextIO, *, values: dict[str, object], unset: tuple[str, ...], ttl: float | None
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    *,
+    values: dict[str, object],
+    unset: tuple[str, ...],
+    ttl: float | None,
 ) -> int:
     import getpass
 

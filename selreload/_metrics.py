@@ -25,9 +25,10 @@ from ._result import Outcome, ReloadResult
 _FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
+
 def multiprocess() -> bool:
     """Whether prometheus_client runs in multiprocess mode in this process."""
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"))
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -284,7 +284,11 @@ class Pipeline(Generic[C]):
         """End an attempt with `outcome` (or its finished result): audit it (unless it
         was, as a commit is before it happens), swap in the state after it (the commit,
         when it brings a new snapshot), then record it."""
-        result = outcome if isinstance(outcome, ReloadResult) else attempt.result(outcome, live, instance=self.instance(), **parts)
+        result = (
+            outcome
+            if isinstance(outcome, ReloadResult)
+            else attempt.result(outcome, live, instance=self.instance(), **parts)
+        )
         if not audited and result.outcome is not Outcome.UNCHANGED and live.snapshot is not None:
             failure = self.audited(result, live.snapshot)
             live = live.evolve(audit_error=_why(failure))

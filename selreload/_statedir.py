@@ -184,7 +184,7 @@ class WorkersStatus:
         return line + (f" ({', '.join(extra)})" if extra else "")
 
     def render(self) -> str:
-        from ._present import table
+        from ._text import table
 
         head = ("INSTANCE", "PID", "VERSION", "DIGEST", "OUTCOME", "REJECTED", "ERRORS", "REPORTED")
         lines: list[tuple[str, ...]] = [head]
@@ -361,7 +361,7 @@ class StateDir:
     def write_command(self, action: str, *, actor: str, target: str | None = None) -> int:
         """Write the next service-wide command; returns its sequence number."""
         with self._writing():
-            seq = self.read_command()["seq"] + 1
+            seq = int(self.read_command()["seq"]) + 1
             doc = {"seq": seq, "action": action, "target": target, "actor": actor, "ts": now_iso()}
             write_json(self.control_path, doc)
         return seq

@@ -68,16 +68,16 @@ def check_override_path(schema: Schema, path: str) -> str | None:
 
 
 def _tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
+    tree: dict[Any, Any] = {}
     for entry in entries:
         parts = split(str(entry["path"]), roots)
         node = tree
         for part in parts[:-1]:
-            nxt = node.get(part)  # type: ignore[call-overload]
+            nxt = node.get(part)
             if not isinstance(nxt, dict):
-                nxt = node[part] = {}  # type: ignore[index]
+                nxt = node[part] = {}
             node = nxt
-        node[parts[-1]] = entry.get("value")  # type: ignore[index]
+        node[parts[-1]] = entry.get("value")
     return tree
 
 
@@ -419,8 +419,11 @@ class Workers:
         if live.snapshot is None:
             return []
         plan = pipeline.planner(live.snapshot.config, live.flat, config, pipeline.routes)
-        refused = [Issue(c.path, "restart-only: an override cannot change it live", "override") for c in plan.rejected
-                   if c.path in values]
+        refused = [
+            Issue(c.path, "restart-only: an override cannot change it live", "override")
+            for c in plan.rejected
+            if c.path in values
+        ]
         return [*plan.errors, *refused]
 
     def set(

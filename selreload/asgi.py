@@ -176,7 +176,9 @@ class _Admin:
         problems = workers.check(change.values, change.unset)
         if problems:
             restart = any("restart-only" in i.message for i in problems)
-            return JSONResponse({"error": "refused", "errors": [str(i) for i in problems]}, status_code=409 if restart else 422)
+            return JSONResponse(
+                {"error": "refused", "errors": [str(i) for i in problems]}, status_code=409 if restart else 422
+            )
 
         def run() -> Broadcast:
             if change.values:

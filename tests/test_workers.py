@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
@@ -309,9 +308,12 @@ def test_three_real_workers_one_config(service: Service) -> None:
     pids = {r.pid for r in svc.state.workers().rows}
 
     write_atomic(svc.cfg, "message: two\n")
-    assert wait_for(lambda: {r.get("digest") for r in svc.state.workers().rows} != {None} and all(
-        r.get("applied") == ["message"] for r in svc.state.workers().rows
-    ))
+    assert wait_for(
+        lambda: (
+            {r.get("digest") for r in svc.state.workers().rows} != {None}
+            and all(r.get("applied") == ["message"] for r in svc.state.workers().rows)
+        )
+    )
     assert svc.values() == ["two"] * 60
 
     done = svc.cli("set", "message=over", "--for", "2s", "--actor", "alice")
@@ -338,7 +340,9 @@ def test_three_real_workers_one_config(service: Service) -> None:
     views = [sorted(line for line in s.splitlines() if line.startswith("selreload_")) for s in scrapes]
     assert all(v == views[0] for v in views), "every worker's /metrics reads the same files"
     assert {str(p) for p in pids} <= set(_version_samples(scrapes[0])), scrapes[0]
-    total = re.search(r'^selreload_reloads_total\{config="workers-example",outcome="applied"\} (\S+)$', scrapes[0], re.M)
+    total = re.search(
+        r'^selreload_reloads_total\{config="workers-example",outcome="applied"\} (\S+)$', scrapes[0], re.M
+    )
     assert total is not None and float(total[1]) >= 3 * 4  # start, save, override, expiry per worker
 
     found = sr.verify_audit(svc.audit)

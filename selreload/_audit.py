@@ -32,6 +32,7 @@ from ._audit_chain import (
 )
 from ._audit_read import AuditLine, AuditProblem, AuditVerification, audit_head, read_audit, scan_audit, verify_audit
 from ._errors import AuditWriteError
+from ._identity import default_instance
 from ._present import change_to_json
 from ._result import ReloadResult
 
@@ -218,6 +219,7 @@ class _Denial:
     action: str = ""
     version: int | None = None
     digest: str | None = None
+    instance: str | None = None
 
 
 class AuditLog:
@@ -285,13 +287,17 @@ class AuditLog:
     def _append(self, record: dict[str, Any]) -> dict[str, Any]:
         return self._chain.append(record, fsync=self.fsync, key=self._key)
 
-    def record(self, result: ReloadResult, *, config: str, digest: str | None) -> dict[str, Any]:
+    def record(
+        self, result: ReloadResult, *, config: str, digest: str | None, instance: str | None = None
+    ) -> dict[str, Any]:
         """Append the record of one reload attempt and return it.
 
         Args:
             result: the attempt.
             config: the Reloader's name.
             digest: the digest of the snapshot live after the attempt.
+            instance: the process that ran it (default: `result.instance`): with several
+                workers writing one file, every record says whose it is.
 
         Raises:
             AuditWriteError: the record did not reach the disk (the head did not move).
@@ -305,6 +311,7 @@ class AuditLog:
             {
                 "ts": _now(),
                 "config": config,
+                "instance": instance or result.instance or default_instance(),
                 "version": result.version,
                 "previous_version": result.previous_version,
                 "trigger": result.trigger,
@@ -327,6 +334,7 @@ class AuditLog:
         reason: str,
         version: int | None = None,
         digest: str | None = None,
+        instance: str | None = None,
     ) -> dict[str, Any] | None:
         """Record a refused request (HTTP 401/403): outcome `denied`, `trigger` = the
         action asked for (`POST /reload`), `errors` = [reason], `count` = the denials the
@@ -350,21 +358,28 @@ class AuditLog:
             entry = self._denials.get(key)
             if entry is not None and now - entry.written < self.denial_window:
                 entry.pending += 1
-                entry.action, entry.version, entry.digest = action, version, digest
+                entry.action, entry.version, entry.digest, entry.instance = action, version, digest, instance
                 return None
             count = 1 + (entry.pending if entry is not None else 0)
             if len(self._denials) >= 1024:
                 self._prune(now)
             self._denials[key] = _Denial(now)
-        return self._write_denied(key, action, version, digest, count)
+        return self._write_denied(key, action, version, digest, count, instance)
 
     def _write_denied(
-        self, key: tuple[str, str | None, str], action: str, version: int | None, digest: str | None, count: int
+        self,
+        key: tuple[str, str | None, str],
+        action: str,
+        version: int | None,
+        digest: str | None,
+        count: int,
+        instance: str | None = None,
     ) -> dict[str, Any]:
         config, actor, reason = key
         record = {
             "ts": _now(),
             "config": config,
+            "instance": instance or default_instance(),
             "version": version,
             "previous_version": version,
             "trigger": action,
@@ -382,7 +397,7 @@ class AuditLog:
                 entry = self._denials.setdefault(key, _Denial(float("-inf")))
                 entry.pending += count
                 entry.written = float("-inf")
-                entry.action, entry.version, entry.digest = action, version, digest
+                entry.action, entry.version, entry.digest, entry.instance = action, version, digest, instance
             raise
 
     def _prune(self, now: float) -> None:
@@ -408,7 +423,7 @@ class AuditLog:
         written = []
         for i, (k, e) in enumerate(due):
             try:
-                written.append(self._write_denied(k, e.action, e.version, e.digest, e.pending))
+                written.append(self._write_denied(k, e.action, e.version, e.digest, e.pending, e.instance))
             except AuditWriteError:
                 with self._denials_lock:
                     for k2, e2 in due[i + 1 :]:  # not tried: back with their counts

@@ -1,4 +1,5 @@
-"""The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push.
+"""The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push,
+status, set, unset.
 
 Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
 runtime error; 2 a usage error (argparse), or for `plan`, restart-only changes present.
@@ -34,7 +35,17 @@ from ._cli_common import (
     layer_sources,
     load_schema,
 )
-from ._cli_ops import cmd_audit_head, cmd_audit_show, cmd_audit_verify, cmd_demo, cmd_fleet_status, cmd_push
+from ._cli_ops import (
+    cmd_audit_head,
+    cmd_audit_show,
+    cmd_audit_verify,
+    cmd_demo,
+    cmd_fleet_status,
+    cmd_push,
+    cmd_set,
+    cmd_status,
+    cmd_unset,
+)
 from ._errors import ConfigError, PolicyError
 from ._paths import hint
 from ._plan import plan
@@ -217,6 +228,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema(p)
     add_policies(p)
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("status", help="every worker sharing a control directory: version, digest, outcome")
+    p.add_argument("--state-dir", required=True, metavar="DIR", help="the Reloaders' state_dir")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--prune", action="store_true", help="remove the reports of dead workers")
+    p.set_defaults(func=cmd_status)
+
+    for name, what in (("set", "override PATH=VALUE in every worker"), ("unset", "remove overrides in every worker")):
+        p = sub.add_parser(name, help=f"{what} (exit 0 all applied, 1 refused, 3 not all answered)")
+        if name == "set":
+            p.add_argument("assignments", nargs="+", metavar="PATH=VALUE", help="values read as YAML scalars")
+            p.add_argument("--for", dest="for_", metavar="DURATION", help="revert by itself after it (15m, 2s)")
+            p.set_defaults(func=cmd_set)
+        else:
+            p.add_argument("paths", nargs="+", metavar="PATH")
+            p.set_defaults(func=cmd_unset)
+        p.add_argument("--state-dir", required=True, metavar="DIR")
+        p.add_argument("--actor", help="who asks (default: $SELRELOAD_ACTOR or the login name)")
+        p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="wait for the workers")
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--schema", metavar="MODULE:CLASS", help="refuse unknown and restart-only paths before writing")
+        add_policies(p)
     return parser
 
 

@@ -127,3 +127,68 @@ def _unreachable(url: str, exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     reason = lines[0] if lines else type(exc).__name__
     return reason if "etcd" in reason else f"cannot reach etcd at {url}: {reason}"
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._statedir import StateDir
+
+    status = StateDir(args.state_dir).workers(prune=args.prune)
+    print(json.dumps(status.to_json(), indent=2, default=str) if args.json else status.render(), file=out)
+    return EXIT_OK
+
+
+def cmd_set(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._overrides_request import parse_assignments, parse_ttl
+
+    try:
+        values = parse_assignments(args.assignments)
+        ttl = parse_ttl(args.for_)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return _overrides(args, out, err, values=values, unset=(), ttl=ttl)
+
+
+def cmd_unset(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _overrides(args, out, err, values={}, unset=tuple(args.paths), ttl=None)
+
+
+def _overrides(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    *,
+    values: dict[str, object],
+    unset: tuple[str, ...],
+    ttl: float | None,
+) -> int:
+    import getpass
+
+    from ._statedir import StateDir
+    from ._workers import check_override_path, set_overrides
+
+    if args.schema:
+        from ._cli_common import compile_schema
+
+        schema = compile_schema(load_schema(args.schema), args.policies)
+        problems = [f"{path}: {why}" for path in values if (why := check_override_path(schema, path))]
+        if problems:
+            for why in problems:
+                print(why, file=err)
+            print(f"{PROG}: refused: nothing written", file=err)
+            return EXIT_FAIL
+    state = StateDir(args.state_dir)
+    if not state.path.is_dir():
+        raise CliError(f"{args.state_dir}: no such control directory")
+    actor = args.actor or os.environ.get("SELRELOAD_ACTOR") or getpass.getuser()
+    answer = set_overrides(state, values, unset=unset, actor=actor, ttl=ttl, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(answer.to_json(), indent=2, default=str), file=out)
+    for row in answer.refused:
+        errors = "; ".join(str(e) for e in row.get("errors") or ()) or "restart-only: " + ", ".join(
+            sorted(set(values) & set(row.get("rejected") or ()))
+        )
+        print(f"{row.instance}: refused: {errors}", file=err)
+    stream = err if answer.refused or answer.pending else out
+    if not args.json:
+        print(answer.summary() + (": taken back out" if answer.refused and values else ""), file=stream)
+    return EXIT_FAIL if answer.refused else 3 if answer.pending else EXIT_OK

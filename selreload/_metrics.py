@@ -1,13 +1,22 @@
-"""Prometheus metrics with the fixed names dashboards rely on (label `config`)."""
+"""Prometheus metrics with the fixed names dashboards rely on (label `config`).
+
+Under prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR` set: gunicorn,
+`uvicorn --workers`), every worker writes its samples to files there and any worker's
+`/metrics` reads them all: counters and the histogram add up across workers, the version
+gauge is kept per live worker (a `pid` label: versions count per process, so they do not
+add up), the last-success time and restart-pending count take the newest and the
+largest, and `selreload_healthy` the smallest (one unhealthy worker makes it 0).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ._result import Outcome, ReloadResult
 
@@ -15,6 +24,24 @@ from ._result import Outcome, ReloadResult
 # tell themselves apart by the `config` label instead of colliding on registration.
 _FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+
+
+def multiprocess() -> bool:
+    """Whether prometheus_client runs in multiprocess mode in this process."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition for `/metrics`: in multiprocess mode, of every worker's files
+    (a fresh registry each scrape, as prometheus_client documents), else of `registry`."""
+    if multiprocess() and registry is REGISTRY:
+        from prometheus_client import multiprocess as mp
+
+        fresh = CollectorRegistry()
+        mp.MultiProcessCollector(fresh)  # type: ignore[no-untyped-call]
+        return generate_latest(fresh)
+    return generate_latest(registry)
+
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -34,18 +61,26 @@ def _families(registry: CollectorRegistry) -> dict[str, Any]:
                     buckets=_BUCKETS,
                     registry=registry,
                 ),
-                "version": Gauge("selreload_config_version", "Live config version.", ["config"], registry=registry),
+                "version": Gauge(
+                    "selreload_config_version",
+                    "Live config version.",
+                    ["config"],
+                    registry=registry,
+                    multiprocess_mode="liveall",
+                ),
                 "last_success": Gauge(
                     "selreload_last_success_timestamp_seconds",
                     "Unix time of the last reload attempt that ended well (applied, unchanged or rejected).",
                     ["config"],
                     registry=registry,
+                    multiprocess_mode="livemax",
                 ),
                 "restart_pending": Gauge(
                     "selreload_restart_pending",
                     "Restart-only leaves whose source value differs from the live one.",
                     ["config"],
                     registry=registry,
+                    multiprocess_mode="livemax",
                 ),
                 "applier_failures": Counter(
                     "selreload_applier_failures",
@@ -65,6 +100,7 @@ def _families(registry: CollectorRegistry) -> dict[str, Any]:
                     "audit log, a dead watcher): status() says why.",
                     ["config"],
                     registry=registry,
+                    multiprocess_mode="livemin",
                 ),
             }
             _FAMILIES[registry] = fam
@@ -85,6 +121,7 @@ class Metrics:
         self._audit_failures = fam["audit_failures"].labels(config=name)  # a zero series from the start
         self._healthy = fam["healthy"].labels(config=name)
         self._name = name
+        self._health: Callable[[], bool] | None = None
 
     def observe(self, result: ReloadResult, *, restart_pending: int, ts: float) -> None:
         """Count one attempt, time it, and set the version, restart-pending and
@@ -95,13 +132,20 @@ class Metrics:
         self._restart_pending.set(restart_pending)
         if result.outcome.ok:
             self._last_success.set(ts)
+        if self._health is not None:
+            self._healthy.set(1.0 if self._health() else 0.0)
 
     def applier_failed(self, applier: str) -> None:
         """Count one failure of `applier` (its apply or its rollback)."""
         self._applier_failures.labels(config=self._name, applier=applier).inc()
 
     def watch_health(self, healthy: Callable[[], bool]) -> None:
-        """Read `selreload_healthy` from `healthy()` at every scrape."""
+        """Read `selreload_healthy` from `healthy()` at every scrape (in multiprocess mode,
+        where a scrape reads files and calls nothing: after every attempt)."""
+        if multiprocess():
+            self._health = healthy
+            self._healthy.set(1.0)
+            return
         self._healthy.set_function(lambda: 1.0 if healthy() else 0.0)
 
     def audit_failed(self) -> None:

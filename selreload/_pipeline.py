@@ -65,6 +65,7 @@ class Pipeline(Generic[C]):
         "call",
         "commit",
         "history",
+        "instance",
         "live",
         "metrics",
         "name",
@@ -94,8 +95,10 @@ class Pipeline(Generic[C]):
         call: Caller | None,
         history: int,
         commit: Callable[[Snapshot[C]], None],
+        instance: Callable[[], str] = lambda: "",
     ) -> None:
         self.name = name
+        self.instance = instance
         self.schema = schema
         self.sources = tuple(sources)
         self.structurer = Structurer(schema)
@@ -126,7 +129,7 @@ class Pipeline(Generic[C]):
             inputs=tuple(layer.digest for layer in layers),
             start_origins=snapshot.origins,
         )
-        result = attempt.result(Outcome.APPLIED, live, previous=previous.version)
+        result = attempt.result(Outcome.APPLIED, live, previous=previous.version, instance=self.instance())
         failure = self.audited(result, snapshot)
         if failure is not None and self.refuse_unaudited:
             guard = _mask.guard(self.schema, flat)
@@ -237,6 +240,7 @@ class Pipeline(Generic[C]):
             result = attempt.result(
                 Outcome.APPLIED,
                 new,
+                instance=self.instance(),
                 applied=plan.applied,
                 rejected=rejected,
                 previous=live.version,
@@ -282,7 +286,11 @@ class Pipeline(Generic[C]):
         """End an attempt with `outcome` (or its finished result): audit it (unless it
         was, as a commit is before it happens), swap in the state after it (the commit,
         when it brings a new snapshot), then record it."""
-        result = outcome if isinstance(outcome, ReloadResult) else attempt.result(outcome, live, **parts)
+        result = (
+            outcome
+            if isinstance(outcome, ReloadResult)
+            else attempt.result(outcome, live, instance=self.instance(), **parts)
+        )
         if not audited and result.outcome is not Outcome.UNCHANGED and live.snapshot is not None:
             failure = self.audited(result, live.snapshot)
             live = live.evolve(audit_error=_why(failure))

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import os
 import signal
 import threading
 import weakref
@@ -27,6 +28,7 @@ from . import _paths, _transaction
 from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async, running_loop
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
+from ._identity import Identity
 from ._live import Attempt, Live, State
 from ._mask import MaskRules
 from ._metrics import Metrics
@@ -42,6 +44,7 @@ from ._tracing import Tracing
 from ._transaction import Deadline
 from ._trigger import Coalescer, Triggers
 from ._typing import Reporter, Source
+from ._workers import Workers
 
 if TYPE_CHECKING:
     import asyncio  # imported where used: `import selreload` stays free of asyncio
@@ -104,6 +107,12 @@ class Reloader(Generic[C]):
             `astart()` (or `async with`) runs in.
         mask: which leaves are secret by name (`sr.MaskRules`); default: `password`,
             `secret`, `token`, `*_key`, `credentials` and their kin. Masking only.
+        instance: this process's name among the workers of the service, in audit records,
+            results, `status()`, spans and the control directory (default `hostname:pid`,
+            taken at each use, so a worker forked after start names itself).
+        state_dir: a control directory shared by the workers of this service on this host
+            (see `reloader.workers`): each worker's ACK/NACK, runtime overrides as the top
+            source layer, and service-wide reload and rollback.
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
@@ -115,6 +124,7 @@ class Reloader(Generic[C]):
         "__weakref__",
         "_call",
         "_coalescer",
+        "_identity",
         "_inside_reload",
         "_pin",
         "_pipeline",
@@ -130,6 +140,7 @@ class Reloader(Generic[C]):
         "schema",
         "snapshot",
         "sources",
+        "workers",
     )
 
     current: C
@@ -152,9 +163,17 @@ class Reloader(Generic[C]):
         recorders: Iterable[Recorder] = (),
         loop: asyncio.AbstractEventLoop | None = None,
         mask: MaskRules | None = None,
+        instance: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies), mask=mask)
+        self._identity = identity = Identity(instance)
+        self.workers: Workers | None = None
+        """The control directory shared with the other workers (`state_dir=`), or None."""
+        if state_dir is not None:
+            self.workers = Workers(state_dir, identity=identity, name=name)
+            sources, recorders = (*sources, self.workers.overrides), (*recorders, self.workers.reporter)
         self.sources: tuple[Source, ...] = tuple(sources)
         self.audit = audit
         if on_audit_failure not in ("refuse", "degrade"):
@@ -162,7 +181,7 @@ class Reloader(Generic[C]):
         # Kept for the admin app's GET /metrics.
         self.registry = registry if registry is not None else REGISTRY
         metrics = Metrics(name, registry)
-        self._tracing = Tracing(tracer_provider)
+        self._tracing = Tracing(tracer_provider, instance=identity)
         self._subscribers: list[Callable[[ReloadResult], None]] = []
         # Reporters found once: an isinstance() against a runtime Protocol costs ~10 us.
         reporters = [ReporterRecorder(s) for s in self.sources if isinstance(s, Reporter)]
@@ -195,6 +214,7 @@ class Reloader(Generic[C]):
             call=self._call,
             history=history,
             commit=self._commit,
+            instance=identity,
         )
         self._pin: contextvars.ContextVar[Snapshot[C] | None] = contextvars.ContextVar(
             f"selreload.pin.{name}.{id(self):x}", default=None
@@ -213,6 +233,13 @@ class Reloader(Generic[C]):
         metrics.watch_health(lambda: (r := this()) is not None and r.status()["healthy"])
         self.snapshot: Snapshot[C] | None = None
         self.current = _NotStarted(name)  # type: ignore[assignment]
+        if self.workers is not None:
+            self.workers.bind(self)
+
+    @property
+    def instance(self) -> str:
+        """This process's name among the workers of the service (`hostname:pid` unless set)."""
+        return self._identity()
 
     def _commit(self, snapshot: Snapshot[C]) -> None:
         # The commit point: readers see the old config or the new one, never a mix.
@@ -258,6 +285,8 @@ class Reloader(Generic[C]):
             with self._write, self._tracing.reload("start") as span:
                 pipeline.start(Attempt("start", span=span))
                 pipeline.live = pipeline.live.evolve(state=State.RUNNING)
+            if self.workers is not None:
+                self.workers.started()
         except BaseException:
             # Outside the lock: a watcher thread may be waiting for it to reload.
             self._triggers.stop()
@@ -268,6 +297,8 @@ class Reloader(Generic[C]):
         """Stop every watcher (joining their threads) and restore the signal handlers
         `install_signal_handler()` replaced. `reload()` still works after."""
         self._triggers.stop()
+        if self.workers is not None:
+            self.workers.stopped()
         if isinstance(self._call.sync, Deadline):
             self._call.sync.close()
         with self._write:
@@ -480,9 +511,31 @@ class Reloader(Generic[C]):
             return pipeline.planner.initial_plan(candidate, pipeline.routes)
         return pipeline.planner(live.snapshot.config, live.flat, candidate, pipeline.routes)
 
-    def rollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
+    def find_snapshot(self, target: int | str) -> Snapshot[C]:
+        """The snapshot in `history` with this version (an int, or digits), or this content
+        digest (a str; a unique prefix of 8 or more hex digits will do), newest first.
+
+        Raises:
+            UnknownVersionError: none matches (a `KeyError`).
+        """
+        history = self._pipeline.history
+        if isinstance(target, int) or target.isdigit():
+            version = int(target)
+            found = next((s for s in history if s.version == version), None)
+        else:
+            hits = {s.digest: s for s in reversed(history) if len(target) >= 8 and s.digest.startswith(target)}
+            found = next(iter(hits.values())) if len(hits) == 1 else None
+        if found is None:
+            kept = ", ".join(f"{s.version} ({s.digest[:12]})" for s in history)
+            what = f"version {target}" if isinstance(target, int) or target.isdigit() else f"digest {target!r}"
+            raise UnknownVersionError(f"{what} is not in history (kept: {kept})")
+        return found
+
+    def rollback(self, version: int | str, *, actor: str | None = None) -> ReloadResult:
         """Make a snapshot from `history` live again, through the same plan, policies and
-        transaction as any reload (restart-only differences are rejected).
+        transaction as any reload (restart-only differences are rejected). `version` is a
+        version of this process, or a content digest: the name of a config that is the
+        same in every worker (see `find_snapshot`).
 
         Raises:
             UnknownVersionError: `version` is not in `history` (a `KeyError`).
@@ -490,10 +543,8 @@ class Reloader(Generic[C]):
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
-            target = next((s for s in self._pipeline.history if s.version == version), None)
-            if target is None:
-                kept = ", ".join(str(s.version) for s in self._pipeline.history)
-                raise UnknownVersionError(f"version {version} is not in history (kept: {kept})")
+            target = self.find_snapshot(version)
+            version = target.version
             with self._tracing.reload("rollback") as span:
                 # It holds until the sources bring new bytes: the newest inputs seen.
                 held = live.tried.inputs if live.tried is not None else (live.held or live.inputs)
@@ -547,4 +598,9 @@ class Reloader(Generic[C]):
         watcher), last outcome and error, restart-pending paths and the version a rollback
         went back to: read from one consistent state."""
         live = self._pipeline.live
-        return live.status(self.name, dead=self._triggers.dead() if live.state is State.RUNNING else None)
+        status = live.status(self.name, dead=self._triggers.dead() if live.state is State.RUNNING else None)
+        status["instance"] = self._identity()
+        if self.workers is not None:
+            status["overrides"] = self.workers.status()
+            status["state_dir"] = str(self.workers.state.path)
+        return status

@@ -147,6 +147,7 @@ class ReloadResult:
             undid (what an operator needs to know to retry or to repair).
         failed: names of the appliers whose apply or rollback raised.
         rollback_to: for a rollback, the version it made live again (or tried to).
+        instance: the Reloader that ran it (`Reloader.instance`, `hostname:pid` unless set).
     """
 
     outcome: Outcome
@@ -161,6 +162,7 @@ class ReloadResult:
     attempted: tuple[Change, ...] = ()
     failed: tuple[str, ...] = ()
     rollback_to: int | None = None
+    instance: str | None = None
 
     @property
     def ok(self) -> bool:

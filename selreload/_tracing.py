@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry import trace
@@ -27,8 +27,9 @@ class Tracing:
             set it, and costs one provider lookup per reload until then.
     """
 
-    def __init__(self, provider: trace.TracerProvider | None) -> None:
+    def __init__(self, provider: trace.TracerProvider | None, *, instance: Callable[[], str] | None = None) -> None:
         self._provider = provider
+        self._instance = instance
         self._tracer: trace.Tracer | None = provider.get_tracer("selreload") if provider else None
 
     def _get(self) -> trace.Tracer | None:
@@ -46,7 +47,10 @@ class Tracing:
     @contextlib.contextmanager
     def reload(self, trigger: str) -> Iterator[Any]:
         """The `selreload.reload` span of one attempt (`None` when tracing is off)."""
-        with self._span("selreload.reload", {"selreload.trigger": trigger}) as span:
+        attributes = {"selreload.trigger": trigger}
+        if self._instance is not None:
+            attributes["selreload.instance"] = self._instance()
+        with self._span("selreload.reload", attributes) as span:
             yield span
 
     def finish(self, span: Any, result: ReloadResult | None) -> None:

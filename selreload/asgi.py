@@ -6,6 +6,12 @@
     GET  /metrics              Prometheus exposition of the reloader's registry
     POST /reload               reload from the sources now            (bearer token)
     POST /rollback/{version}   make a kept snapshot live again        (bearer token)
+                               (a version of this worker, or a content digest)
+    POST /overrides            set or unset runtime overrides         (bearer token)
+
+With a control directory (`Reloader(state_dir=...)`), POST /reload, /rollback and
+/overrides act for every worker of the service and answer how many applied it (see
+`selreload._workers`); without one they act on this process only.
 
 State-changing calls need `Authorization: Bearer <token>`: none gets 401, a wrong one 403,
 both are audited with the caller as actor, and nothing runs. `GET /status` without a
@@ -25,7 +31,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -35,10 +41,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._errors import ConfigError
 from ._mask import masked_plain
+from ._metrics import exposition
+from ._overrides_request import parse_override_request
 from ._present import result_to_json
 from ._reloader import Reloader
 from ._result import Outcome
+from ._statedir import Broadcast
 
 __all__ = ["LOOPBACK_HOSTS", "PinMiddleware", "admin_app"]
 
@@ -51,6 +61,7 @@ LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1")
 _PUBLIC_STATUS: Final = frozenset(
     {
         "name",
+        "instance",
         "state",
         "healthy",
         "version",
@@ -108,7 +119,13 @@ class _Admin:
         log.warning("config %r: %s denied to %s: %s", self.reloader.name, action, actor, reason)
         if self.audit is not None:
             try:
-                self.audit.record_denied(config=self.reloader.name, actor=actor, action=action, reason=reason)
+                self.audit.record_denied(
+                    config=self.reloader.name,
+                    actor=actor,
+                    action=action,
+                    reason=reason,
+                    instance=self.reloader.instance,
+                )
             except Exception:
                 log.exception("config %r: could not audit a denied %s", self.reloader.name, action)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -123,7 +140,9 @@ class _Admin:
                 "version": snapshot.version,
                 "digest": snapshot.digest,
                 "loaded_at": snapshot.loaded_at.isoformat(),
+                "instance": self.reloader.instance,
                 "config": masked_plain(snapshot.config, schema=self.reloader.schema),
+                **({"overrides": workers.status()} if (workers := self.reloader.workers) is not None else {}),
             }
         )
 
@@ -148,12 +167,16 @@ class _Admin:
         )
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.reloader.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(self.reloader.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def reload(self, request: Request) -> Response:
         denied = self._denied(request, "POST /reload")
         if denied is not None:
             return denied
+        workers = self.reloader.workers
+        if workers is not None:
+            answer = await run_in_threadpool(lambda: workers.reload(actor=_caller(request)))
+            return _broadcast(answer)
         # Appliers may block (and the reload lock may be held by a watcher): off the loop.
         result = await run_in_threadpool(self.reloader.reload, "http", _caller(request))
         return JSONResponse(result_to_json(result), status_code=_STATUS[result.outcome])
@@ -163,11 +186,56 @@ class _Admin:
         denied = self._denied(request, f"POST /rollback/{version}")
         if denied is not None:
             return denied
+        workers = self.reloader.workers
         try:
+            if workers is not None:
+                answer = await run_in_threadpool(lambda: workers.rollback(version, actor=_caller(request)))
+                return _broadcast(answer)
             result = await run_in_threadpool(lambda: self.reloader.rollback(version, actor=_caller(request)))
         except KeyError as exc:
             return JSONResponse({"error": exc.args[0] if exc.args else str(exc)}, status_code=404)
         return JSONResponse(result_to_json(result), status_code=_STATUS[result.outcome])
+
+    async def overrides(self, request: Request) -> Response:
+        denied = self._denied(request, "POST /overrides")
+        if denied is not None:
+            return denied
+        workers = self.reloader.workers
+        if workers is None:
+            return JSONResponse({"error": "runtime overrides need a control directory (state_dir=)"}, status_code=404)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        try:
+            change = parse_override_request(body)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        actor = f"{change.actor or 'http'}({_caller(request)})"
+        problems = workers.check(change.values, change.unset)
+        if problems:
+            restart = any("restart-only" in i.message for i in problems)
+            return JSONResponse(
+                {"error": "refused", "errors": [str(i) for i in problems]}, status_code=409 if restart else 422
+            )
+
+        def run() -> Broadcast:
+            if change.values:
+                return workers.set(change.values, actor=actor, ttl=change.ttl)
+            return workers.unset(change.unset, actor=actor)
+
+        try:
+            answer = await run_in_threadpool(run)
+        except ConfigError as exc:  # refused between the check and the write
+            return JSONResponse({"error": "refused", "errors": [str(i) for i in exc.issues]}, status_code=422)
+        return _broadcast(answer)
+
+
+def _broadcast(answer: Broadcast) -> Response:
+    # 200: every live worker applied it; 409: one refused (an override is then taken back);
+    # 202: not every worker answered in time (it may still apply).
+    status = 409 if answer.refused else 202 if answer.pending else 200
+    return JSONResponse(answer.to_json(), status_code=status)
 
 
 def admin_app(
@@ -208,7 +276,8 @@ def admin_app(
             Route("/history", admin.history, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/reload", admin.reload, methods=["POST"]),
-            Route("/rollback/{version:int}", admin.rollback, methods=["POST"]),
+            Route("/rollback/{version}", admin.rollback, methods=["POST"]),
+            Route("/overrides", admin.overrides, methods=["POST"]),
         ],
     )
 

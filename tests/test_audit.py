@@ -25,6 +25,7 @@ from selreload._audit import GENESIS
 FIELDS = [
     "ts",
     "config",
+    "instance",
     "version",
     "previous_version",
     "trigger",

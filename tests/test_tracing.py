@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 import selreload as sr
+from selreload._identity import default_instance
 
 
 @sr.config
@@ -115,6 +116,7 @@ def test_start_is_one_reload_span_with_an_apply_child_per_applier(tmp_path: path
     assert root.name == "selreload.reload"
     assert dict(root.attributes or {}) == {
         "selreload.trigger": "start",
+        "selreload.instance": r.instance,
         "selreload.version": 1,
         "selreload.outcome": "applied",
         "selreload.changes": 0,
@@ -130,6 +132,7 @@ def test_applied_reload_span(traced: Traced) -> None:
     assert result.outcome is sr.Outcome.APPLIED
     assert dict(root.attributes or {}) == {
         "selreload.trigger": "file",
+        "selreload.instance": default_instance(),
         "selreload.version": 2,
         "selreload.outcome": "applied",
         "selreload.changes": 3,

@@ -203,7 +203,9 @@ class Etcd:
         rejected = [c.path for c in result.rejected] if acked or previous is None else previous["rejected"]
         self._status = status = {
             "instance": self.instance,
+            "reloader": result.instance,
             "version": result.version,
+            "digest": snapshot.digest,
             "revision": revision,
             "applied_revision": self._applied,
             "outcome": result.outcome.value,

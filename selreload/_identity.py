@@ -1,0 +1,37 @@
+"""Who a Reloader is among the processes of one service: `hostname:pid` unless named."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+_HOST: list[str] = []
+
+
+def hostname() -> str:
+    if not _HOST:
+        _HOST.append(socket.gethostname())
+    return _HOST[0]
+
+
+def default_instance() -> str:
+    """`hostname:pid`, computed on each call: a process forked after it was first asked
+    (gunicorn --preload) names itself, not its parent."""
+    return f"{hostname()}:{os.getpid()}"
+
+
+class Identity:
+    """A Reloader's `instance`: the name given, or `default_instance()` of the moment."""
+
+    __slots__ = ("given",)
+
+    def __init__(self, given: str | None) -> None:
+        if given is not None and (not isinstance(given, str) or not given.strip()):
+            raise ValueError(f"instance must be a non-empty string, got {given!r}")
+        self.given = given.strip() if given is not None else None
+
+    def __call__(self) -> str:
+        return self.given if self.given is not None else default_instance()
+
+    def __repr__(self) -> str:
+        return f"<instance {self()!r}>"

@@ -197,3 +197,53 @@ class AsyncSubscriber:
         exc = done.exception()
         if exc is not None:
             log.error("async subscriber %r failed with %s", self, type(exc).__name__)
+
+
+class _Responsive:
+    """Shortens the GIL switch interval while a reload runs for a coroutine.
+
+    Parsing and structuring run on a worker thread, but they hold the GIL: with the default
+    5 ms switch interval the loop's thread waits up to 5 ms for it at every switch
+    (measured: a 1 ms ticker's p50 delay 5.3 ms, p99 15 ms during back-to-back reloads of
+    1,000 leaves). At 0.2 ms the loop gets the GIL back within about that long. It is a
+    process-wide setting, so it is lowered only while such a reload runs (nested or
+    concurrent ones share one lowering) and then restored.
+    """
+
+    INTERVAL = 0.0002
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = 0.0
+
+    def __enter__(self) -> None:
+        import sys
+
+        with self._lock:
+            if self._depth == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, self.INTERVAL))
+            self._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        import sys
+
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                sys.setswitchinterval(self._saved)
+
+
+responsive = _Responsive()
+
+
+async def off_the_loop(fn: Callable[[], Any]) -> Any:
+    """Run `fn()` on a worker thread (with this context), the loop staying responsive."""
+    import asyncio
+
+    def run() -> Any:
+        with responsive:
+            return fn()
+
+    return await asyncio.to_thread(run)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _paths, _transaction
-from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async, running_loop
+from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async, off_the_loop, running_loop
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._identity import Identity
@@ -399,32 +399,24 @@ class Reloader(Generic[C]):
 
         if self._call.loop is None:
             self._call.loop = asyncio.get_running_loop()
-        return await asyncio.to_thread(self.start)
+        return await off_the_loop(self.start)  # type: ignore[no-any-return]
 
     async def areload(self, trigger: str = "manual", actor: str | None = None) -> ReloadResult:
         """`reload()` without blocking the event loop (it runs on a worker thread)."""
-        import asyncio
-
-        return await asyncio.to_thread(self.reload, trigger, actor)
+        return await off_the_loop(lambda: self.reload(trigger, actor))  # type: ignore[no-any-return]
 
     async def arollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
         """`rollback()` without blocking the event loop."""
-        import asyncio
-
-        return await asyncio.to_thread(lambda: self.rollback(version, actor=actor))
+        return await off_the_loop(lambda: self.rollback(version, actor=actor))  # type: ignore[no-any-return]
 
     async def aplan(self) -> Plan:
         """`plan()` without blocking the event loop (reading and parsing the sources)."""
-        import asyncio
-
-        return await asyncio.to_thread(self.plan)
+        return await off_the_loop(self.plan)  # type: ignore[no-any-return]
 
     async def aon(self, path: str, applier: A, *, name: str | None = None) -> A:
         """`on()` from a coroutine: the initial apply of an applier registered while running
         (which may need this very loop) happens without blocking it."""
-        import asyncio
-
-        return await asyncio.to_thread(lambda: self.on(path, applier, name=name))
+        return await off_the_loop(lambda: self.on(path, applier, name=name))  # type: ignore[no-any-return]
 
     def results(self) -> AsyncIterator[ReloadResult]:
         """Every committed reload from now on, as an async stream (a consumer that falls

@@ -39,7 +39,7 @@ def load(sources: Iterable[Source]) -> list[Layer]:
         except Exception as exc:  # noqa: BLE001 - the boundary: every failure becomes an issue
             issues.append(Issue("", _unexpected(exc, "reading this source"), _name(source)))
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_layers.capped(issues))
     return layers
 
 

@@ -75,8 +75,9 @@ class Structurer:
         self._fallback = _strict_cattrs()
         self._root = self.fn(schema.cls, False)
 
-    def structure(self, tree: Any) -> tuple[Any, list[Issue]]:
-        issues: list[Issue] = []
+    def structure(self, tree: Any, *, issues: list[Issue] | None = None) -> tuple[Any, list[Issue]]:
+        """`issues` collects what is found (a capped collector from `_layers`); a new list by default."""
+        issues = [] if issues is None else issues
         try:
             value = self._root(tree, "", issues)
         except (ArithmeticError, ValueError, RecursionError) as exc:

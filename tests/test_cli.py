@@ -85,7 +85,7 @@ def test_check_invalid_lists_every_error_compiler_style(work: pathlib.Path) -> N
     r = selreload(work, "check", "bad.yaml", *S)
     assert r.returncode == 1
     lines = r.stderr.splitlines()
-    assert "bad.yaml:4:8: logging.jsn: unknown key; did you mean 'json'?" in lines
+    assert "bad.yaml:4:3: logging.jsn: unknown key; did you mean 'json'?" in lines
     assert "bad.yaml:3:10: logging.level: must be one of debug, info, warning, error (got 'verbos')" in lines
     assert lines[-1] == "selreload: configuration check failed: 2 errors"
     assert r.stdout == ""

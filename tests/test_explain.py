@@ -73,5 +73,5 @@ def test_invalid_config_raises(tmp_path: pathlib.Path) -> None:
         sr.explain(App, [sr.YamlFile(path, watch=False)])
     assert str(info.value).splitlines() == [
         f"{path}:1:7: port: expected an int, got str 'x'",
-        f"{path}:2:7: prot: unknown key; did you mean 'port'?",
+        f"{path}:2:1: prot: unknown key; did you mean 'port'?",
     ]

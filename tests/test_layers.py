@@ -190,7 +190,7 @@ def test_issues_are_listed_in_layer_then_file_order(tmp_path: pathlib.Path) -> N
         f"{d}:3:9",
         f"{d}:4:10",
         f"{p}:1:8",
-        f"{p}:2:8",
+        f"{p}:2:1",  # an unknown key: at the key
         "env:APP_PORT",
     ]
 

@@ -174,7 +174,7 @@ def test_reloader_refuses_a_policy_that_loosens_a_secret(tmp_path: pathlib.Path)
             r":3:5: hot: 'logging.levle' matches no field; did you mean 'logging.level'\?",
         ),
         ("restart: ['databse.*']\n", r":1:11: restart: 'databse.\*' matches no field"),
-        ("hot: [logging.level\n", r":2:1: YAML syntax error: expected ',' or '\]'"),
+        ("hot: [logging.level\n", r":1:6: YAML syntax error: '\[' is not closed \(at 2:1: expected ',' or '\]'"),
         ("hot: [a]\nhot: [b]\n", r":2:1: duplicate key 'hot': each key may appear once"),
         ("hott: [logging.level]\n", r":1:1: unknown key 'hott'; did you mean 'hot'\?"),
         ("reload: [x]\n", r":1:1: unknown key 'reload'; expected hot, restart, secret"),

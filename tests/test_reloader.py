@@ -206,7 +206,7 @@ def test_rollback_that_raises_is_degraded(config_file: Writer) -> None:
     ("text", "expected"),
     [
         ("logging:\n  level: 5\n", "config.yaml:2:10: logging.level: expected a string, got int 5"),
-        ("logging:\n  levle: debug\n", "config.yaml:2:10: logging.levle: unknown key; did you mean 'level'?"),
+        ("logging:\n  levle: debug\n", "config.yaml:2:3: logging.levle: unknown key; did you mean 'level'?"),
         ("logging:\n  json: 'false'\n", "config.yaml:2:9: logging.json: expected a bool, got str 'false'"),
         ("workers: 4.7\n", "config.yaml:1:10: workers: expected an int, got float 4.7"),
         ("workers: 0\n", "config.yaml:1:10: workers: must be >= 1: 0"),
@@ -240,7 +240,7 @@ def test_every_issue_is_listed_at_once(config_file: Writer) -> None:
         lines = [str(e) for e in result.errors]
         assert len(lines) == 4, lines
         expected = ["config.yaml:2:10: logging.level", "config.yaml:3:9: logging.json", "config.yaml:4:10: workers"]
-        expected.append("config.yaml:5:8: extra: unknown key")
+        expected.append("config.yaml:5:1: extra: unknown key")  # at the key
         # In file order, like a compiler.
         assert [e in line for e, line in zip(expected, lines, strict=True)] == [True] * 4, lines
 

@@ -313,7 +313,6 @@ def test_no_channel_shows_a_secret(
     assert channels.leaks() == []
 
 
-@pytest.mark.xfail(strict=True, reason="the parser text quotes the value: fixed on branch parsers")
 def test_a_yaml_tag_error_on_a_secret_does_not_quote_it(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, work: Any
 ) -> None:

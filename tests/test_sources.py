@@ -7,6 +7,8 @@ import pathlib
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import selreload as sr
 from selreload.sources import _file
@@ -20,13 +22,13 @@ def test_unchanged_bytes_return_the_cached_layer(tmp_path: pathlib.Path, monkeyp
     path.write_text("a: 1\n")
     source = sr.YamlFile(path, watch=False)
     parses: list[str] = []
-    real = _file._safe_yaml
+    real = _file.parse_yaml
 
-    def counting() -> Any:
+    def counting(name: str, text: str, **kwargs: Any) -> Any:
         parses.append("safe")
-        return real()
+        return real(name, text, **kwargs)
 
-    monkeypatch.setattr(_file, "_safe_yaml", counting)
+    monkeypatch.setattr(_file, "parse_yaml", counting)
     first = source.load()
     assert source.load() is first
     assert parses == ["safe"]
@@ -82,7 +84,7 @@ def test_relative_path_is_shown_as_given(tmp_path: pathlib.Path, monkeypatch: py
     assert source.path == tmp_path / "c.yaml"
     with pytest.raises(sr.ConfigError) as info:
         source.load()
-    assert str(info.value).startswith("c.yaml:2:1: YAML syntax error")
+    assert str(info.value).startswith("c.yaml:1:4: YAML syntax error")
 
 
 @pytest.mark.parametrize(
@@ -154,3 +156,79 @@ def test_bom_is_accepted(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "c.json"
     path.write_bytes(b'\xef\xbb\xbf{"a": 1}')
     assert sr.JsonFile(path, watch=False).load().tree == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "where", "needle"),
+    [
+        ("yaml", "name: x\ntags: [a, b\nother: 1\n", ":2:7:", "'[' is not closed (at 3:"),
+        ("yaml", "name: 'x\n\nother: 1\n", ":1:7:", "a quoted string is not closed"),
+        ("json", '{"name": "x",\n "tags": [1, 2\n}', ":2:10:", "'[' is not closed (at 3:1:"),
+        ("json", '{"name": "x",\n "extra": {"a": 1\n', ":2:11:", "'{' is not closed"),
+        ("toml", 'name = "x"\ntags = [1, 2\nother = 1\n', ":2:8:", "'[' is not closed (at 3:"),
+        ("toml", 'name = "x\nother = 1\n', ":1:8:", "a quoted string is not closed"),
+    ],
+)
+def test_unclosed_openers_are_placed_where_they_opened(
+    tmp_path: pathlib.Path, fmt: str, text: str, where: str, needle: str
+) -> None:
+    """An unclosed `[`, `{` or quote is reported at its opener, naming where the parser gave up."""
+    path = tmp_path / f"c.{fmt}"
+    path.write_text(text)
+    source = {"yaml": sr.YamlFile, "json": sr.JsonFile, "toml": sr.TomlFile}[fmt](path, watch=False)
+    with pytest.raises(sr.ConfigError) as info:
+        source.load()
+    assert f"{path}{where}" in str(info.value) and needle in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "where"),
+    [
+        ("yaml", "name: x\nnmae:\n  deep: 1\n", ":2:1:"),
+        ("json", '{"name": "x",\n  "nmae": 1}', ":2:3:"),
+        ("toml", 'name = "x"\n  nmae = 1\n', ":2:3:"),
+    ],
+)
+def test_unknown_key_is_placed_at_the_key(tmp_path: pathlib.Path, fmt: str, text: str, where: str) -> None:
+    """An unknown key points at the key's column, not at its value."""
+
+    @sr.config
+    class C:
+        name: str = sr.hot(default="")
+
+    path = tmp_path / f"c.{fmt}"
+    path.write_text(text)
+    source = {"yaml": sr.YamlFile, "json": sr.JsonFile, "toml": sr.TomlFile}[fmt](path, watch=False)
+    with pytest.raises(sr.ConfigError) as info:
+        sr.Reloader(C, [source]).start()
+    assert str(info.value).startswith(f"{path}{where} nmae: unknown key"), str(info.value)
+
+
+@given(cut=st.integers(0, 200), extra=st.text(max_size=8))
+def test_json_position_scanner_never_raises(cut: int, extra: str) -> None:
+    """The JSON scanner takes any prefix of a document with duplicate keys (and junk) and
+    returns what it found, never an exception."""
+    from selreload.sources._json import _Scanner
+
+    text = '{"a": {"b": 1, "b": [2, "x\\"y"]}, "c": {"d": null}, "e": [1, {"f": true}]}'
+    n = min(cut, len(text))
+    scanner = _Scanner("c.json", text[:n] + extra)
+    scanner.run()
+    if n >= 20:
+        assert scanner.duplicate == ("a.b", "c.json:1:16")
+
+
+def test_parser_text_never_reaches_messages(tmp_path: pathlib.Path) -> None:
+    """A tag or a value a YAML constructor chokes on is named by selreload, without the value."""
+    path = tmp_path / "c.yaml"
+    for text, message in [
+        ("password: !!int hunter2\n", ":1:11: a value does not fit its YAML tag"),
+        ("flag: !!bool maybe\n", ":1:7: a value does not fit its YAML tag"),
+        ("x: !!python/object:os.system hunter2\n", ":1:4: unsupported YAML tag"),
+        ("x: !!timestamp 2020-99-99 hunter2\n", ":1:4: a value does not fit its YAML tag"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(sr.ConfigError) as info:
+            sr.YamlFile(path, watch=False).load()
+        shown = str(info.value)
+        assert message in shown and "hunter2" not in shown and "maybe" not in shown and "python" not in shown, shown

@@ -72,7 +72,7 @@ class Env:
                 self._log_links(links)
         h = hashlib.sha256()
         for key, value in items:
-            h.update(f"{key}\0{value}\0".encode("utf-8", "surrogateescape"))
+            h.update(f"{key}\0{value}\0".encode("utf-8", "surrogatepass"))
         digest = h.hexdigest()
         if self._last is not None and self._last.digest == digest:
             return self._last

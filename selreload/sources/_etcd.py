@@ -21,6 +21,7 @@ import attrs
 
 from .._errors import ConfigError, Issue
 from .._etcd_client import LoopThread, Session, client_errors, parse_endpoints, show_endpoints
+from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import parse_document
@@ -52,6 +53,8 @@ class Etcd:
         status_prefix: where statuses go (default `{key}.status`).
         lease_ttl: seconds a dead instance's status outlives it.
         timeout: seconds for one etcd request.
+        max_bytes: a larger value is refused without being parsed (default 4 MiB, as files).
+        max_nodes: a document holding more values is refused (default 100,000, as files).
 
     Origins read `etcd:KEY@REVISION:line:col`, and each layer carries its `revision`. A
     deleted key, or etcd going away, keeps the live config (with a warning); the watch
@@ -67,6 +70,8 @@ class Etcd:
         status_prefix: str | None = None,
         lease_ttl: int = 10,
         timeout: float = 5.0,
+        max_bytes: int = MAX_BYTES,
+        max_nodes: int = MAX_NODES,
     ) -> None:
         if not key:
             raise ValueError("an etcd key is required")
@@ -79,6 +84,8 @@ class Etcd:
         self.status_key = f"{self.status_prefix}/{self.instance}"
         self.lease_ttl = int(lease_ttl)
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_nodes = max_nodes
         self._runner_lock = threading.Lock()
         self._runner: LoopThread | None = None
         # Touched only by coroutines on the runner's loop (reads here, the watch there).
@@ -150,7 +157,11 @@ class Etcd:
         digest = f"{hashlib.sha256(value).hexdigest()}@{revision}"
         if self._good is not None and self._good.digest == digest:
             return self._good
-        layer = attrs.evolve(parse_document(f"{self.name}@{revision}", value, digest), revision=revision)
+        name = f"{self.name}@{revision}"
+        if len(value) > self.max_bytes:
+            msg = f"value too large: {len(value):,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
+            raise ConfigError([Issue("", msg, name)])
+        layer = attrs.evolve(parse_document(name, value, digest, max_nodes=self.max_nodes), revision=revision)
         self._good = layer
         return layer
 

@@ -17,20 +17,15 @@ import stat
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ruamel.yaml.error import YAMLError
-
 from .._errors import ConfigError, Issue
-from .._guard import MAX_NODES
+from .._guard import MAX_BYTES, MAX_NODES
 from .._typing import Layer, NotifyFn, Watcher
 
 # Module-level names on purpose: YamlFile looks them up here, where tests can replace them.
-from .._yaml import document_layer, yaml_positions
-from .._yaml import safe_yaml as _safe_yaml
-from .._yaml import yaml_error as _yaml_error
+from .._yaml import document_layer, parse_yaml, yaml_positions
 
 log = logging.getLogger("selreload.source")
 
-MAX_BYTES: Final = 4 * 1024 * 1024
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -43,6 +38,8 @@ class FileSource(abc.ABC):
         required: a missing required file is an error; a missing optional one is an
             absent layer.
         max_bytes: larger files are refused before they are read.
+        max_nodes: documents holding more values than this (every use of a YAML anchor
+            counted) are refused before they are structured (default 100,000).
         watch: `"auto"`, `"inotify"` or `"poll"` (`True` means `"auto"`); `False` to not
             watch the file.
         quiet: seconds after a reload during which further events fold into one more
@@ -60,6 +57,7 @@ class FileSource(abc.ABC):
         *,
         required: bool = True,
         max_bytes: int = MAX_BYTES,
+        max_nodes: int = MAX_NODES,
         watch: str | bool = "auto",
         quiet: float = 0.02,
         strict_modes: bool = False,
@@ -69,7 +67,7 @@ class FileSource(abc.ABC):
         self.required = required
         self.max_bytes = max_bytes
         self.watch_mode: str | bool = "auto" if watch is True else watch
-        self.max_nodes = MAX_NODES
+        self.max_nodes = max_nodes
         self.strict_modes = strict_modes
         self._unsafe_modes: str | None = None  # what was last warned about
         self._display = os.fspath(path)
@@ -213,16 +211,14 @@ class YamlFile(FileSource):
         required: a missing required file is an error; a missing optional one is an
             absent layer.
         max_bytes: larger files are refused before they are read (default 4 MiB).
+        max_nodes: documents holding more values are refused (default 100,000).
         watch: `"auto"`, `"inotify"` or `"poll"`; `False` to not watch the file.
     """
 
     format = "YAML"
 
     def _parse(self, text: str) -> Any:
-        try:
-            return _safe_yaml().load(text)
-        except YAMLError as exc:
-            raise _yaml_error(self._display, exc) from None
+        return parse_yaml(self._display, text, max_nodes=self.max_nodes)
 
     def _positions(self, name: str, text: str) -> Mapping[str, str]:
         return yaml_positions(name, text)

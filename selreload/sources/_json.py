@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import json.decoder
 import re
@@ -11,7 +12,9 @@ from typing import Any
 
 from .._errors import ConfigError, Issue
 from .._paths import item, join
+from .._yaml import Positions
 from ._file import FileSource
+from ._scan import JSON_STRINGS, line_col, unclosed, what
 
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null|NaN|-?Infinity")
@@ -32,18 +35,24 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class _Scanner:
-    """Walks valid JSON text once, recording where each value starts.
+class _End(Exception):
+    """The text ended or broke off where the scanner expected more."""
 
-    Iterative (an explicit stack), so depth is no concern; it runs only after `json`
-    accepted the text, so it does not re-check the grammar.
+
+class _Scanner:
+    """Walks JSON text once, recording where each value and each key starts.
+
+    Iterative (an explicit stack), so depth is no concern. It does not check the grammar,
+    and it also runs on text `json` rejected (to place a duplicate key, which the parser
+    reports before it reaches a later syntax error): any text it cannot follow ends the
+    scan with what it found so far, never an exception.
     """
 
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
         self.lines = [0] + [m.end() for m in re.finditer(r"\n", text)]
-        self.positions: dict[str, str] = {}
+        self.positions = Positions()
         self.duplicate: tuple[str, str] | None = None  # (path, origin) of the first repeat
 
     def where(self, pos: int) -> str:
@@ -54,29 +63,50 @@ class _Scanner:
         m = _WS.match(self.text, pos)
         return m.end() if m else pos
 
+    def at(self, pos: int) -> str:
+        if pos >= len(self.text):
+            raise _End
+        return self.text[pos]
+
+    def string(self, pos: int) -> tuple[str, int]:
+        """The string whose opening quote is at `pos`, and the offset after it."""
+        if self.at(pos) != '"':
+            raise _End
+        try:
+            return scanstring(self.text, pos + 1)
+        except ValueError:  # unterminated, or a bad escape
+            raise _End from None
+
     def key(self, pos: int, path: str, seen: set[str]) -> tuple[str, int]:
         """Read `"key" :` at `pos`; returns the value's path and where the value starts."""
-        key, end = scanstring(self.text, pos + 1)
+        key, end = self.string(pos)
         sub = join(path, key)
         if key in seen and self.duplicate is None:
             self.duplicate = (sub, self.where(pos))
         seen.add(key)
-        end = self.ws(end)  # at ':'
+        self.positions.keys_at[sub] = self.where(pos)
+        end = self.ws(end)
+        if self.at(end) != ":":
+            raise _End
         return sub, self.ws(end + 1)
 
     def run(self) -> None:
+        with contextlib.suppress(_End):
+            self._run()
+
+    def _run(self) -> None:
         text = self.text
         # Frames: [kind, path, item count, keys seen]
         stack: list[list[Any]] = []
         pos, path = self.ws(0), ""
         while True:
             # A value starts at `pos`.
+            c = self.at(pos)
             if path:
                 self.positions[path] = self.where(pos)
-            c = text[pos]
             if c == "{":
                 pos = self.ws(pos + 1)
-                if text[pos] != "}":
+                if self.at(pos) != "}":
                     seen: set[str] = set()
                     stack.append(["obj", path, 0, seen])
                     path, pos = self.key(pos, path, seen)
@@ -84,13 +114,13 @@ class _Scanner:
                 pos += 1
             elif c == "[":
                 pos = self.ws(pos + 1)
-                if text[pos] != "]":
+                if self.at(pos) != "]":
                     stack.append(["arr", path, 0, None])
                     path = item(path, 0)
                     continue
                 pos += 1
             elif c == '"':
-                _, pos = scanstring(text, pos + 1)
+                _, pos = self.string(pos)
             else:
                 m = _SCALAR.match(text, pos)
                 pos = m.end() if m else pos + 1
@@ -98,7 +128,7 @@ class _Scanner:
             while stack:
                 pos = self.ws(pos)
                 frame = stack[-1]
-                if text[pos] == ",":
+                if self.at(pos) == ",":
                     pos = self.ws(pos + 1)
                     if frame[0] == "obj":
                         path, pos = self.key(pos, frame[1], frame[3])
@@ -112,11 +142,21 @@ class _Scanner:
                 return
 
 
-def json_positions(name: str, text: str) -> dict[str, str]:
-    """`{dotted path: "name:line:col"}` of every value in valid JSON text."""
+def json_positions(name: str, text: str) -> Positions:
+    """`{dotted path: "name:line:col"}` of every value (keys in `.keys_at`); never raises."""
     scanner = _Scanner(name, text)
     scanner.run()
     return scanner.positions
+
+
+def _syntax_error(name: str, text: str, exc: json.JSONDecodeError) -> ConfigError:
+    # `msg` is json's fixed text ("Expecting ',' delimiter"), never the document's.
+    found = unclosed(text, exc.pos, strings=JSON_STRINGS)
+    if found is not None and found[0] < exc.pos and not exc.msg.startswith("Unterminated string"):
+        line, col = line_col(text, found[0])
+        msg = f"JSON syntax error: {what(found[1])} (at {exc.lineno}:{exc.colno}: {exc.msg})"
+        return ConfigError([Issue("", msg, f"{name}:{line}:{col}")])
+    return ConfigError([Issue("", f"JSON syntax error: {exc.msg}", f"{name}:{exc.lineno}:{exc.colno}")])
 
 
 class JsonFile(FileSource):
@@ -126,15 +166,17 @@ class JsonFile(FileSource):
 
     def _parse(self, text: str) -> Any:
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicates)
+            tree = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
-            where = f"{self._display}:{exc.lineno}:{exc.colno}"
-            raise ConfigError([Issue("", f"JSON syntax error: {exc.msg}", where)]) from None
+            raise _syntax_error(self._display, text, exc) from None
         except _Duplicate:
             scanner = _Scanner(self._display, text)
             scanner.run()
             path, where = scanner.duplicate or ("", self._display)
             raise ConfigError([Issue(path, "duplicate key: each key may appear once in an object", where)]) from None
+        # json decodes a lone "\ud800" escape into a string no UTF-8 writer can encode: the
+        # structurer refuses it at its path ("not valid text"), like every other value rule.
+        return tree
 
     def _positions(self, name: str, text: str) -> Mapping[str, str]:
         return json_positions(name, text)

@@ -10,13 +10,17 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from .._errors import ConfigError, Issue
+from .._guard import too_many_nodes
 from .._paths import item, join
+from .._yaml import Positions, problem_text
 from ._file import FileSource
+from ._scan import TOML_STRINGS, line_col, offset_of, unclosed, what
 
 _AT = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+_KEY_LINE = re.compile(r"^[ \t]*[A-Za-z0-9_\"'-][^=\n]*=", re.MULTILINE)
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _BASIC = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _LITERAL = re.compile(r"'[^'\n]*'")
@@ -85,9 +89,10 @@ def _open_brackets(text: str, state: list[str]) -> int:
     return depth
 
 
-def toml_positions(name: str, text: str) -> dict[str, str]:
-    """`{dotted path: "name:line:col"}` for keys, tables and array-of-table items."""
-    out: dict[str, str] = {}
+def toml_positions(name: str, text: str) -> Positions:
+    """`{dotted path: "name:line:col"}` for values, tables and array-of-table items; keys
+    (and table headers) in `.keys_at`."""
+    out = Positions()
     arrays: dict[str, int] = {}  # path of an array of tables -> index of its last item
     table = ""
     lines = text.splitlines()
@@ -115,6 +120,7 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
             base = join(base, parts[-1])
             arrays[base] = arrays.get(base, -1) + 1
             out.setdefault(base, here)
+            out.keys_at.setdefault(base, here)
             table = item(base, arrays[base])
             out[table] = here
             continue
@@ -122,6 +128,7 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
             parts, _ = _keys(line, col + 1)
             table = resolve(parts)
             out.setdefault(table, here)
+            out.keys_at.setdefault(table, here)
             continue
         parts, end = _keys(line, col)
         eq = line.find("=", end)
@@ -131,6 +138,7 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
         path = table
         for part in parts:
             path = join(path, part)
+            out.keys_at.setdefault(path, here)
         out[path] = f"{name}:{i}:{value_col + 1}"
         # Skip the continuation lines of a multi-line array or string.
         state = [""]
@@ -141,24 +149,56 @@ def toml_positions(name: str, text: str) -> dict[str, str]:
     return out
 
 
+_DUPLICATES: Final = (
+    "Cannot overwrite",
+    "Cannot declare",
+    "Duplicate inline table key",
+    "Cannot redefine",
+    "Cannot mutate",
+)
+_CLOSERS: Final = ("Unclosed array", "Unclosed inline table", "Unterminated string", "Illegal character")
+
+
+def _syntax_error(name: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    message = str(exc)
+    m = _AT.search(message)
+    if m is not None:
+        line, col = int(m["line"]), int(m["col"])
+        message = message[: m.start()]
+    else:
+        message = message.replace(" (at end of document)", "")
+        line, col = line_col(text, len(text))
+    if message.startswith(_DUPLICATES):
+        # These quote the key path; one message for all of them.
+        return ConfigError([Issue("", "duplicate key: each key or table may be defined once", f"{name}:{line}:{col}")])
+    # `Illegal character '\n'`, `Found invalid character 'x'`: quoted document text goes.
+    problem = problem_text(message)
+    if message.startswith(_CLOSERS):
+        limit = offset_of(text, line, col)
+        found = unclosed(text, limit, strings=TOML_STRINGS, quotes="\"'", comment="#")
+        if found is not None and found[0] < limit:
+            at_line, at_col = line_col(text, found[0])
+            msg = f"TOML syntax error: {what(found[1])} (at {line}:{col}: {problem})"
+            return ConfigError([Issue("", msg, f"{name}:{at_line}:{at_col}")])
+    return ConfigError([Issue("", f"TOML syntax error: {problem}", f"{name}:{line}:{col}")])
+
+
 class TomlFile(FileSource):
     """A TOML file layer (same arguments as `YamlFile`), parsed with `tomllib`."""
 
     format = "TOML"
 
     def _parse(self, text: str) -> Any:
+        # tomllib is pure Python (~2 s for 200,000 keys): refuse what is surely over the
+        # budget first. Each `key = value` line holds at least one value, and without
+        # multi-line strings no such line can be inside a string.
+        plain = '"""' not in text and "'''" not in text
+        if len(text) > 2 * self.max_nodes and plain and sum(1 for _ in _KEY_LINE.finditer(text)) > self.max_nodes:
+            raise too_many_nodes(self._display, self.max_nodes)
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            m = _AT.search(message)
-            where = f"{self._display}:{m['line']}:{m['col']}" if m else self._display
-            message = message[: m.start()] if m else message.replace(" (at end of document)", "")
-            if message.startswith("Cannot overwrite a value"):
-                message = "duplicate key: each key may appear once in a table"
-            else:
-                message = f"TOML syntax error: {message}"
-            raise ConfigError([Issue("", message, where)]) from None
+            raise _syntax_error(self._display, text, exc) from None
 
     def _positions(self, name: str, text: str) -> Mapping[str, str]:
         return toml_positions(name, text)

@@ -160,3 +160,19 @@ def test_a_nack_keeps_the_pending_restart_in_the_status(started: sr.Reloader[App
         lambda: (s := status_of(kv, key)) and s["revision"] == bad and s, timeout=10, what="NACK of the put"
     )
     assert (status["outcome"], status["applied_revision"], status["rejected"]) == ("invalid", pending, ["server.port"])
+
+
+def test_limits_apply_to_etcd_values(etcd: EtcdServer, kv: Kv, key: str) -> None:
+    """An etcd value over `max_bytes` or over `max_nodes` is refused, naming `etcd:KEY@REV`."""
+    source = sr.Etcd(etcd.endpoint, key, lease_ttl=2, max_bytes=64, max_nodes=10)
+    try:
+        rev = kv.put(key, BASE + "#" * 100 + "\n")
+        with pytest.raises(sr.ConfigError) as info:
+            source.load()
+        assert str(info.value) == f"etcd:{key}@{rev}: value too large: 143 bytes, over the limit of 64 (max_bytes)"
+        rev = kv.put(key, "l: [" + ", ".join("1" * 20) + "]\n")
+        with pytest.raises(sr.ConfigError) as info:
+            source.load()
+        assert str(info.value).startswith(f"etcd:{key}@{rev}: document too large: more than 10 values")
+    finally:
+        source.close()

@@ -125,7 +125,7 @@ def test_push_refuses_broken_yaml(etcd: EtcdServer, kv: Kv, key: str, tmp_path: 
     doc.write_text("level: info\nlimit: [1\n")
     result = push(etcd.endpoint, key, App, doc)
     assert result.exit_code == 1
-    assert f"{doc}:3:1: YAML syntax error" in result.plan
+    assert f"{doc}:2:8: YAML syntax error: '[' is not closed" in result.plan
     assert kv.get(key) == (BASE.encode(), before)
 
 

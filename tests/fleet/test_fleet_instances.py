@@ -86,7 +86,7 @@ def test_an_invalid_document_is_nacked_by_all_five_with_the_old_config_live(flee
 
     broken = kv.put(fleet.key, "level: [debug\n")
     rows = fleet.wait_all(lambda r: r.revision == broken, what=f"five NACKs of revision {broken}")
-    assert all(r.outcome == "invalid" and f"@{broken}:2:1: YAML syntax error" in r.errors[0] for r in rows.values())
+    assert all(r.outcome == "invalid" and f"@{broken}:1:8: YAML syntax error" in r.errors[0] for r in rows.values())
     assert {inst.current()["limit"] for inst in fleet.instances.values()} == {limit}
     put_and_wait_applied(fleet, kv, document(limit))
 

@@ -23,8 +23,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Branch coverage of the library, the CLI included (its tests run it in-process too).
 unit: $(STAMP) etcd
-	$(BIN)/pytest
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report
 
 demo: $(STAMP)
 	$(BIN)/selreload demo

@@ -14,7 +14,7 @@ import concurrent.futures
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._change import Change
@@ -142,20 +142,48 @@ class Streams:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_put, queue, result)
 
-    async def stream(self) -> AsyncIterator[ReloadResult]:
+    def stream(self) -> ResultStream:
+        """A stream registered now (commits from this call on are in it)."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[ReloadResult] = asyncio.Queue(maxsize=_STREAM_BUFFER)
-        entry = (loop, queue)
+        stream = ResultStream(asyncio.get_running_loop(), self)
         with self._lock:
-            self._streams.append(entry)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            with self._lock:
+            self._streams.append((stream.loop, stream.queue))
+        return stream
+
+    def close(self, stream: ResultStream) -> None:
+        with self._lock:
+            entry = (stream.loop, stream.queue)
+            if entry in self._streams:
                 self._streams.remove(entry)
+
+
+class ResultStream:
+    """`async for result in reloader.results():` every commit from its creation on; the
+    oldest are dropped when the consumer falls `_STREAM_BUFFER` behind. `aclose()` (or
+    leaving an `async with`) unregisters it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, owner: Streams) -> None:
+        import asyncio
+
+        self.loop = loop
+        self.queue: asyncio.Queue[ReloadResult] = asyncio.Queue(maxsize=_STREAM_BUFFER)
+        self._owner = owner
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> ReloadResult:
+        return await self.queue.get()
+
+    async def aclose(self) -> None:
+        self._owner.close(self)
+
+    async def __aenter__(self) -> ResultStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _put(queue: asyncio.Queue[ReloadResult], result: ReloadResult) -> None:

@@ -19,13 +19,22 @@ import os
 import signal
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _paths, _transaction
-from ._aio import AsyncFunctionApplier, AsyncSubscriber, LoopCaller, Streams, is_async, off_the_loop, running_loop
+from ._aio import (
+    AsyncFunctionApplier,
+    AsyncSubscriber,
+    LoopCaller,
+    ResultStream,
+    Streams,
+    is_async,
+    off_the_loop,
+    running_loop,
+)
 from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._identity import Identity
@@ -418,9 +427,10 @@ class Reloader(Generic[C]):
         (which may need this very loop) happens without blocking it."""
         return await off_the_loop(lambda: self.on(path, applier, name=name))  # type: ignore[no-any-return]
 
-    def results(self) -> AsyncIterator[ReloadResult]:
-        """Every committed reload from now on, as an async stream (a consumer that falls
-        1,000 behind loses the oldest): `async for result in reloader.results(): ...`."""
+    def results(self) -> ResultStream:
+        """Every committed reload from this call on, as an async stream (a consumer that
+        falls 1,000 behind loses the oldest): `async for result in reloader.results(): ...`.
+        Call it from a coroutine; `aclose()` it (or use `async with`) when done."""
         return self._streams.stream()
 
     async def __aenter__(self) -> Reloader[C]:

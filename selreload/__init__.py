@@ -22,6 +22,7 @@ from ._errors import (
     WatchError,
 )
 from ._explain import Explanation, explain
+from ._jsonschema import json_schema
 from ._mask import MaskRules
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
@@ -29,7 +30,7 @@ from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
 from ._schema import PolicySet, config, field, hot, restart_only, secret
 from ._snapshot import Snapshot
 from ._values import format_duration
-from .sources import Env, Etcd, JsonFile, TomlFile, YamlFile, layered
+from .sources import DotEnv, Env, Etcd, JsonFile, SecretsDir, TomlFile, YamlFile, layered
 
 __all__ = [
     "UNSET",
@@ -41,6 +42,7 @@ __all__ = [
     "AuditWriteError",
     "Change",
     "ConfigError",
+    "DotEnv",
     "Env",
     "Etcd",
     "Explanation",
@@ -55,6 +57,7 @@ __all__ = [
     "PolicySet",
     "ReloadResult",
     "Reloader",
+    "SecretsDir",
     "SelreloadError",
     "Snapshot",
     "State",
@@ -68,6 +71,7 @@ __all__ = [
     "field",
     "format_duration",
     "hot",
+    "json_schema",
     "layered",
     "load_policy_file",
     "read_audit",

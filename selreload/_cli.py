@@ -1,4 +1,4 @@
-"""The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push,
+"""The `selreload` command line: check, plan, explain, policies, schema, audit, demo, fleet, push,
 status, set, unset.
 
 Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
@@ -143,6 +143,15 @@ def cmd_policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._jsonschema import json_schema
+
+    schema = load_schema(args.schema)
+    compile_schema(schema, args.policies)  # the files exist and can be honoured, or one line
+    print(json.dumps(json_schema(schema, policies=args.policies, partial=args.partial), indent=2), file=out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -179,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema(p)
     add_policies(p)
     p.set_defaults(func=cmd_policies)
+
+    p = sub.add_parser("schema", help="JSON Schema of the config files, for editors (x-selreload-policy per leaf)")
+    add_schema(p)
+    add_policies(p)
+    p.add_argument("--partial", action="store_true", help="no key required (for overlay layers)")
+    p.set_defaults(func=cmd_schema)
 
     audit = sub.add_parser("audit", help="verify, show or anchor an audit log").add_subparsers(
         dest="audit_command", required=True, metavar="verify|show|head"

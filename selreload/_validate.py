@@ -31,6 +31,34 @@ def _in_options(validator: Any) -> list[Any] | None:
     return None
 
 
+def validator_bounds(validator: Any) -> dict[str, Any]:
+    """What a field's validators say about its values, for a JSON Schema: `enum` (from
+    `in_`), `>=`/`>`/`<=`/`<` bounds (from `ge`, `gt`, `le`, `lt`) and `min_len`/`max_len`,
+    found alone, inside `and_` (or a list) and inside `optional`. Other validators say
+    nothing (they still run)."""
+    found: dict[str, Any] = {}
+    stack = [validator]
+    while stack:
+        v = stack.pop()
+        # attrs internals: `ge`/`gt`/`le`/`lt` return a private `_NumberValidator` with
+        # `bound` and `compare_op`; `min_len`/`max_len` ones with `min_length`/`max_length`;
+        # `optional` an `_OptionalValidator` holding `validator`.
+        name = type(v).__name__
+        if name == "_InValidator" and hasattr(v, "options"):  # as `_in_options` reads it
+            found.setdefault("enum", list(v.options))
+        elif name == "_NumberValidator" and getattr(v, "compare_op", None) in (">=", ">", "<=", "<"):
+            found.setdefault(v.compare_op, v.bound)
+        elif name == "_MinLengthValidator" and hasattr(v, "min_length"):
+            found.setdefault("min_len", v.min_length)
+        elif name == "_MaxLengthValidator" and hasattr(v, "max_length"):
+            found.setdefault("max_len", v.max_length)
+        elif name == "_OptionalValidator" and hasattr(v, "validator"):
+            inner = v.validator
+            stack.extend(inner if isinstance(inner, list | tuple) else [inner])
+        stack.extend(reversed(getattr(v, "_validators", None) or ()))
+    return found
+
+
 def _run_converter(a: attrs.Attribute[Any], value: Any, inst: Any) -> Any:
     """The value of field `a` after its converter, as attrs' generated `__init__` computes it."""
     conv = a.converter

@@ -17,7 +17,7 @@ from ._errors import WatchError
 from ._typing import NotifyFn
 from ._watch_hub import _Hub, _hub, _Listener, generation
 
-__all__ = ["MODES", "TRIGGER", "WatchError", "watch_path"]
+__all__ = ["MODES", "TRIGGER", "WatchError", "watch_path", "watch_paths"]
 
 log = logging.getLogger("selreload.watch")
 
@@ -245,6 +245,34 @@ class _PathWatcher(_Listener):
             self._debounce.fired(time.monotonic())
 
 
+class _DirWatcher(_PathWatcher):
+    """The watch of every file in one directory (a secrets directory): any write, rename,
+    symlink or deletion in it notifies, with the same close-not-modify rule per file.
+
+    A Kubernetes Secret volume is a ConfigMap's layout (`name -> ..data/name`, `..data`
+    renamed onto): the rename of `..data` is the one event of a rotation.
+    """
+
+    def __init__(self, path: pathlib.Path, notify: NotifyFn, hub: _Hub, *, quiet: float, polling: bool) -> None:
+        super().__init__(path, notify, hub, quiet=quiet, polling=polling)
+        self._dir = str(path)
+        self._name = ""
+
+    def on_child(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        if kind in _IGNORED:
+            return
+        if kind == "modified" and not self._polling:
+            if not event.is_directory:
+                with self._cond:
+                    self._debounce.on_write(time.monotonic())
+            return
+        if kind == "created" and not self._polling and _is_regular(os.fsdecode(event.src_path)):
+            return  # empty at creation: its close follows
+        # A deleted file is a removed key: read the directory again, not a missing file.
+        self._kick(wrote=kind in ("closed", "moved"))
+
+
 def watch_path(
     path: pathlib.Path | str,
     notify: NotifyFn,
@@ -252,6 +280,7 @@ def watch_path(
     mode: str = "auto",
     quiet: float = 0.02,
     poll_interval: float = 1.0,
+    directory: bool = False,
 ) -> _PathWatcher:
     """Call `notify("file")` on a worker thread whenever the file at `path` may have changed.
 
@@ -267,6 +296,8 @@ def watch_path(
         quiet: after a notification, events within this many seconds (and during the
             call) fold into one more notification; the first event never waits.
         poll_interval: seconds between two scans in `"poll"` mode.
+        directory: `path` is a directory: notify on a change to any file in it (a
+            secrets directory, a Kubernetes Secret volume).
 
     Returns:
         The running watch; its `stop()` joins every thread it started. In a child process
@@ -281,17 +312,57 @@ def watch_path(
     if quiet < 0 or poll_interval <= 0:
         raise ValueError(f"quiet must be >= 0 and poll_interval > 0, got {quiet!r} and {poll_interval!r}")
     target = pathlib.Path(os.path.abspath(path))
+    make = _DirWatcher if directory else _PathWatcher
+    where = target if directory else target.parent
     kinds = ["poll"] if mode == "poll" else ["native", "poll"] if mode == "auto" else ["native"]
     for i, kind in enumerate(kinds):
-        watcher = _PathWatcher(target, notify, _hub(kind, poll_interval), quiet=quiet, polling=kind == "poll")
+        watcher = make(target, notify, _hub(kind, poll_interval), quiet=quiet, polling=kind == "poll")
         try:
             watcher.start()
         except OSError as exc:
             if i + 1 == len(kinds):
                 if isinstance(exc, WatchError):
                     raise
-                raise WatchError(exc.errno, f"cannot watch {target.parent}: {exc.strerror or exc}") from exc
+                raise WatchError(exc.errno, f"cannot watch {where}: {exc.strerror or exc}") from exc
             log.warning("cannot watch %s natively (%s): polling it every %gs instead", target, exc, poll_interval)
             continue
         return watcher
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _WatchGroup:
+    """Several watches as one `Watcher`: `stop()` stops them all."""
+
+    def __init__(self, watchers: list[_PathWatcher]) -> None:
+        self._watchers = watchers
+
+    def __repr__(self) -> str:
+        return f"<Watchers {[str(w.path) for w in self._watchers]}>"
+
+    @property
+    def forked(self) -> bool:
+        return any(w.forked for w in self._watchers)
+
+    def alive(self) -> bool:
+        return all(w.alive() for w in self._watchers)
+
+    def stop(self) -> None:
+        for w in self._watchers:
+            w.stop()
+
+
+def watch_paths(paths: list[pathlib.Path], notify: NotifyFn, *, mode: str = "auto", quiet: float = 0.02) -> _WatchGroup:
+    """`watch_path` for each of `paths`, as one watch (the files an `Env` names by `*_FILE`).
+
+    Raises:
+        ValueError, WatchError: as `watch_path`; the watches started before are stopped.
+    """
+    started: list[_PathWatcher] = []
+    try:
+        for path in dict.fromkeys(paths):  # once each, in order
+            started.append(watch_path(path, notify, mode=mode, quiet=quiet))
+    except BaseException:
+        for w in started:
+            w.stop()
+        raise
+    return _WatchGroup(started)

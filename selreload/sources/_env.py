@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pathlib
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from .._errors import ConfigError, Issue
-from .._paths import join
 from .._typing import Layer, NotifyFn, Watcher
-from .._values import EnvText, printable, text_problem
+from .._values import printable
+from ._file import read_file
+from ._nest import MAX_SECRET_BYTES, nested_layer, secret_text
 from ._service_links import service_links
 
 log = logging.getLogger("selreload.env")
@@ -30,12 +32,20 @@ class Env:
     their service's `_SERVICE_HOST`, they are skipped (logged once at INFO), even where
     one is named like a field (`port`).
 
+    `{prefix}{KEY}_FILE=/run/secrets/db` (the Docker and Kubernetes convention) sets `KEY`
+    to the content of that file, its trailing newline stripped; the file is watched, so a
+    rotated secret reloads. Setting both `KEY` and `KEY_FILE` is an error.
+
     Args:
         prefix: only variables starting with it are read (case-sensitive).
         environ: the variables to read (default: `os.environ`, read at every load).
         ignore: variable names under the prefix that are not settings (`APP_ENV`).
         service_links: `"ignore"` (the default) skips Kubernetes service links;
             `"read"` reads them as settings like any other variable.
+        file_suffix: the suffix of variables that name a file holding the value; `None`
+            reads them as plain values (a field whose own name ends in `_file`).
+        watch: how to watch the files `*_FILE` variables name (`"auto"`, `"inotify"`,
+            `"poll"`), or `False`.
     """
 
     def __init__(
@@ -45,10 +55,14 @@ class Env:
         *,
         ignore: Iterable[str] = (),
         service_links: Literal["ignore", "read"] = "ignore",
+        file_suffix: str | None = "_FILE",
+        watch: str | bool = "auto",
     ):
         if service_links not in ("ignore", "read"):
             raise ValueError(f"service_links must be 'ignore' or 'read', got {service_links!r}")
         self.prefix = prefix
+        self.file_suffix = file_suffix or None
+        self.watch_mode: str | bool = "auto" if watch is True else watch
         self.environ = environ
         self.ignore = frozenset(ignore)
         self.service_links = service_links
@@ -63,6 +77,33 @@ class Env:
         return f"Env(prefix={self.prefix!r})"
 
     def load(self) -> Layer:
+        items = self._items()
+        files, issues = self._read_files(items)
+        h = hashlib.sha256()
+        for key, value in items:
+            h.update(f"{key}\0{value}\0".encode("utf-8", "surrogatepass"))
+            if key in files:  # the content, length first: a rotated file is a new layer
+                h.update(b"%d\0%b" % (len(files[key]), files[key]))
+        digest = h.hexdigest()
+        if self._last is not None and self._last.digest == digest and not issues:
+            return self._last
+        entries = []
+        for var, value in items:
+            origin = f"env:{printable(var)}"
+            key = var[len(self.prefix) :]
+            if var in files:
+                text = secret_text(files[var])
+                if text is None:
+                    issues.append(Issue("", f"file {value}: not UTF-8 text", origin))
+                    continue
+                key, value = key[: -len(self.file_suffix or "")], text
+            entries.append((var, key, value, origin))
+        layer = nested_layer(self.name, digest, entries, issues, what="the variable name")
+        self._last = layer
+        return layer
+
+    def _items(self) -> list[tuple[str, str]]:
+        """The variables that are settings, sorted by name."""
         env = os.environ if self.environ is None else self.environ
         items = sorted((k, v) for k, v in env.items() if k.startswith(self.prefix) and k not in self.ignore)
         if self.service_links == "ignore" and items:
@@ -70,45 +111,34 @@ class Env:
             if links:
                 items = [(k, v) for k, v in items if k not in links]
                 self._log_links(links)
-        h = hashlib.sha256()
-        for key, value in items:
-            h.update(f"{key}\0{value}\0".encode("utf-8", "surrogatepass"))
-        digest = h.hexdigest()
-        if self._last is not None and self._last.digest == digest:
-            return self._last
-        tree: dict[str, Any] = {}
-        where: dict[str, str] = {}
-        setter: dict[str, str] = {}  # path -> the variable that set it (to name conflicts)
+        return items
+
+    def _file_vars(self, items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The `(variable, path)` of the variables that name a file (`APP_DB__PASSWORD_FILE`)."""
+        suffix = self.file_suffix
+        if suffix is None:
+            return []
+        return [(k, v) for k, v in items if k.endswith(suffix) and len(k) - len(suffix) > len(self.prefix)]
+
+    def _read_files(self, items: list[tuple[str, str]]) -> tuple[dict[str, bytes], list[Issue]]:
+        files: dict[str, bytes] = {}
         issues: list[Issue] = []
-        for var, value in items:
+        for var, path in self._file_vars(items):
             origin = f"env:{printable(var)}"
-            if text_problem(var) is not None:
-                issues.append(Issue("", "cannot name a setting: the variable name is not valid text", origin))
+            if not path.strip():
+                issues.append(Issue("", "empty: expected the path of a file holding the value", origin))
                 continue
-            parts = [p.lower() for p in var[len(self.prefix) :].split("__")]
-            if not all(parts):
-                issues.append(Issue("", "cannot name a setting: empty part between '__' separators", origin))
+            try:
+                data = read_file(path, where=origin, max_bytes=MAX_SECRET_BYTES, required=False)
+            except ConfigError as exc:
+                # The path is not the secret: name it, the content never.
+                issues += [Issue(i.path, f"file {path}: {i.message}", i.origin) for i in exc.issues]
                 continue
-            node = tree
-            path = ""
-            for depth, part in enumerate(parts):
-                path = join(path, part)
-                last = depth == len(parts) - 1
-                held = node.get(part)
-                if held is not None and (last or not isinstance(held, dict)):
-                    issues.append(Issue(path, f"set by both {setter[path]} and {var}: use one", origin))
-                    break
-                where.setdefault(path, origin)
-                setter.setdefault(path, var)
-                if last:
-                    node[part] = EnvText(value)
-                else:
-                    node = node.setdefault(part, {})
-        if issues:
-            raise ConfigError(issues)
-        layer = Layer(self.name, tree or None, digest, lambda: where)
-        self._last = layer
-        return layer
+            if data is None:
+                issues.append(Issue("", f"file {path}: no such file", origin))
+                continue
+            files[var] = data
+        return files, issues
 
     def _log_links(self, links: frozenset[str]) -> None:
         # Once per distinct set: the same pod environment is read at every reload.
@@ -123,5 +153,11 @@ class Env:
             )
 
     def watch(self, notify: NotifyFn) -> Watcher | None:
-        # A process's environment does not change from outside: nothing to watch.
-        return None
+        # A process's environment does not change from outside; the files its `*_FILE`
+        # variables name do (a rotated secret).
+        paths = [pathlib.Path(p) for _, p in self._file_vars(self._items()) if p.strip()]
+        if not paths or self.watch_mode is False:
+            return None
+        from .._watch import watch_paths
+
+        return watch_paths(paths, notify, mode=str(self.watch_mode))

@@ -29,6 +29,66 @@ log = logging.getLogger("selreload.source")
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+def read_file(path: str | os.PathLike[str], *, where: str, max_bytes: int, required: bool = True) -> bytes | None:
+    """The bytes of a regular file, read safely; `None` when an optional file is missing.
+
+    Opens without blocking, `fstat`s before reading (a directory, FIFO or oversized file is
+    refused unread), and reads at most `max_bytes + 1`.
+
+    Raises:
+        ConfigError: missing (when required), unreadable, not a regular file, or too large;
+            the issue's origin is `where`.
+    """
+
+    def error(message: str) -> ConfigError:
+        return ConfigError([Issue("", message, where)])
+
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        if required:
+            raise error("required config file is missing") from None
+        return None
+    except PermissionError:
+        raise error("permission denied: the file is not readable by this process") from None
+    except IsADirectoryError:
+        raise error("is a directory, expected a config file") from None
+    except OSError as exc:
+        raise error(f"cannot open: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise error("is a directory, expected a config file")
+        if not stat.S_ISREG(st.st_mode):
+            raise error("is not a regular file (a FIFO, socket or device), expected a config file")
+        if st.st_size > max_bytes:
+            raise error(_too_big(st.st_size, max_bytes))
+        chunks: list[bytes] = []
+        left = max_bytes + 1  # one byte more tells a file that grew since fstat
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise error(_too_big(len(data), max_bytes, at_least=True))
+        return data
+    except PermissionError:
+        raise error("permission denied: the file is not readable by this process") from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _too_big(size: int, max_bytes: int, *, at_least: bool = False) -> str:
+    more = "more than " if at_least else ""
+    return f"file too large: {more}{size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
+
+
 class FileSource(abc.ABC):
     """What every file layer shares; subclasses say how to parse and how to locate.
 
@@ -86,49 +146,7 @@ class FileSource(abc.ABC):
         return ConfigError([Issue("", message, where or self._display)])
 
     def _read(self) -> bytes | None:
-        try:
-            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-            fd = os.open(self.path, _OPEN_FLAGS)
-        except FileNotFoundError:
-            if self.required:
-                raise self._error("required config file is missing") from None
-            return None
-        except PermissionError:
-            raise self._error("permission denied: the file is not readable by this process") from None
-        except IsADirectoryError:
-            raise self._error("is a directory, expected a config file") from None
-        except OSError as exc:
-            raise self._error(f"cannot open: {exc.strerror or exc}") from None
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise self._error("is a directory, expected a config file")
-            if not stat.S_ISREG(st.st_mode):
-                raise self._error("is not a regular file (a FIFO, socket or device), expected a config file")
-            if st.st_size > self.max_bytes:
-                raise self._error(self._too_big(st.st_size))
-            chunks: list[bytes] = []
-            left = self.max_bytes + 1  # one byte more tells a file that grew since fstat
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-            data = b"".join(chunks)
-            if len(data) > self.max_bytes:
-                raise self._error(self._too_big(len(data), at_least=True))
-            return data
-        except PermissionError:
-            raise self._error("permission denied: the file is not readable by this process") from None
-        except OSError as exc:
-            raise self._error(f"cannot read: {exc.strerror or exc}") from None
-        finally:
-            os.close(fd)
-
-    def _too_big(self, size: int, *, at_least: bool = False) -> str:
-        more = "more than " if at_least else ""
-        return f"file too large: {more}{size:,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
+        return read_file(self.path, where=self._display, max_bytes=self.max_bytes, required=self.required)
 
     def _check_modes(self) -> None:
         """Warn (once per finding) or, with `strict_modes`, refuse when another local user

@@ -152,7 +152,7 @@ def test_a_hanging_applier_never_holds_the_others(tmp_path: pathlib.Path) -> Non
     deadline; meanwhile other threads' plan() and status() return at once, and after it
     their reload() runs (the lock is released)."""
     release = threading.Event()
-    r = make(tmp_path, applier_timeout=0.5)
+    r = make(tmp_path, applier_timeout=3.0)
     hang = {"on": False}
 
     @r.on("level")
@@ -172,15 +172,15 @@ def test_a_hanging_applier_never_holds_the_others(tmp_path: pathlib.Path) -> Non
     for call in (r.plan, r.status, lambda: r.current):
         c0 = time.monotonic()
         call()
-        assert time.monotonic() - c0 < 0.3
+        assert time.monotonic() - c0 < 1.5  # the writer holds on for 3 s
     t.join(10)
-    assert results[0].outcome is sr.Outcome.DEGRADED and time.monotonic() - t0 < 5
-    assert "did not return within 0.5 s" in str(results[0].errors[0])
+    assert results[0].outcome is sr.Outcome.DEGRADED and time.monotonic() - t0 < 10
+    assert "did not return within 3 s" in str(results[0].errors[0])
     assert r.current.level == "info" and r.status()["healthy"] is False
     hang["on"] = False
     c0 = time.monotonic()
     assert r.reload().outcome is sr.Outcome.APPLIED
-    assert time.monotonic() - c0 < 2 and r.status()["healthy"] is True
+    assert time.monotonic() - c0 < 3 and r.status()["healthy"] is True
     release.set()
 
 

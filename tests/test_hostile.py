@@ -393,7 +393,7 @@ def test_big_documents_end_invalid_quickly_in_bounded_memory(tmp_path: pathlib.P
             tracemalloc.stop()
     longest = max(len(line) for line in audit.read_text().splitlines())
     print(f"{label}: {len(text) / 2**20:.1f} MiB, {elapsed:.2f} s, peak {peak / 2**20:.0f} MiB, audit line {longest} B")
-    assert elapsed < 5.0, f"took {elapsed:.2f} s"
+    assert elapsed < 20.0, f"took {elapsed:.2f} s"  # was 13-57 s before the limits; generous for slow CI
     assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert longest < 4096
 
@@ -411,7 +411,7 @@ def test_many_issues_are_capped_with_an_exact_count(tmp_path: pathlib.Path) -> N
         assert str(result.errors[99]).startswith(f"{live.path}:1:")
         assert str(result.errors[-1]) == "+98,900 more issues not listed (only the first 100 are)"
         print(f"99,000 issues: {elapsed:.2f} s")
-        assert elapsed < 5.0
+        assert elapsed < 20.0  # was 13-57 s before the limits; generous for slow CI
 
 
 def test_node_budget_is_configurable(tmp_path: pathlib.Path) -> None:

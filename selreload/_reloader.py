@@ -67,6 +67,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("selreload.reload")
 
 
+class _Pin(Generic[C]):
+    """The context manager `pin()` returns: a class, not `@contextmanager`, whose generator
+    machinery cost ~1 us of the 1.2-1.6 us every request paid through `PinMiddleware`."""
+
+    __slots__ = ("_pin", "_pipeline", "_token")
+
+    def __init__(self, pin: contextvars.ContextVar[Snapshot[C] | None], pipeline: Pipeline[C]) -> None:
+        self._pin = pin
+        self._pipeline = pipeline
+        self._token: contextvars.Token[Snapshot[C] | None] | None = None
+
+    def __enter__(self) -> C:
+        snapshot = self._pin.get() or self._pipeline.live.snapshot
+        if snapshot is None:
+            raise StateError("no config is live yet: call start() first")
+        self._token = self._pin.set(snapshot)
+        return snapshot.config
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            self._pin.reset(self._token)
+            self._token = None
+
+
 class _NotStarted:
     """What `current` holds before start(): any use says what to do.
 
@@ -567,18 +591,11 @@ class Reloader(Generic[C]):
 
     # --- reading ------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def pin(self) -> Iterator[C]:
+    def pin(self) -> _Pin[C]:
         """Pin the live snapshot for this block (and the tasks/threads that copy its
         context): `pinned()` returns it until the block ends, whatever reloads happen.
-        Nested pins keep the outermost snapshot."""
-        outer = self._pin.get()
-        snapshot = outer if outer is not None else self._require_live().snapshot
-        token = self._pin.set(snapshot)
-        try:
-            yield snapshot.config  # type: ignore[union-attr]
-        finally:
-            self._pin.reset(token)
+        Nested pins keep the outermost snapshot. `with reloader.pin() as cfg:`."""
+        return _Pin(self._pin, self._pipeline)
 
     def pinned(self) -> C:
         """The config pinned in this context, or the live one outside a pin."""

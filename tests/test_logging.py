@@ -143,7 +143,7 @@ def test_rolled_back_is_an_error(logged: Logged) -> None:
             logging.ERROR,
             "config 'svc' reload (file, by ops) rolled_back, v1 stays live: "
             "ttl: applier second failed on ttl: RuntimeError: disk full "
-            "(undone: level 'info' -> 'debug'; ttl 1h -> 15m)",
+            "(tried, then undone: level 'info' -> 'debug'; ttl 1h -> 15m)",
         )
     ]
 

@@ -6,6 +6,10 @@
     GET  /metrics              Prometheus exposition of the reloader's registry
     POST /reload               reload from the sources now            (bearer token)
     POST /rollback/{version}   make a kept snapshot live again        (bearer token)
+    GET  /ui  (GET / redirects) the admin console: one offline HTML page
+    GET  /explain              every leaf: path, value (masked), origin, policy
+    GET  /history/{a}/diff/{b} the changes between two kept versions (masked)
+    GET  /audit                the audit chain's state and last records (bearer token)
 
 State-changing calls need `Authorization: Bearer <token>`: none gets 401, a wrong one 403,
 both are audited with the caller as actor, and nothing runs. `GET /status` without a
@@ -35,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._console import Console
 from ._mask import masked_plain
 from ._present import result_to_json
 from ._reloader import Reloader
@@ -209,6 +214,8 @@ def admin_app(
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/reload", admin.reload, methods=["POST"]),
             Route("/rollback/{version:int}", admin.rollback, methods=["POST"]),
+            # The console (GET / and /ui) and the JSON only it reads.
+            *Console(reloader, admin.audit, admin._denied).routes(),
         ],
     )
 

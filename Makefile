@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 SOURCES := selreload tests benchmarks examples
 
-.PHONY: test lint typecheck unit demo bench etcd clean
+.PHONY: test lint typecheck unit demo bench etcd chromium clean
 
 # The venv is built on first use and rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -24,7 +24,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Branch coverage of the library, the CLI included (its tests run it in-process too).
-unit: $(STAMP) etcd
+unit: $(STAMP) etcd chromium
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report
 
@@ -42,6 +42,15 @@ etcd:
 	    echo "installing etcd-server (apt)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; \
 	  else echo "etcd not found: install it with 'apt-get install etcd-server' to run the fleet tests"; fi; }
+
+# The admin console test drives a headless Debian chromium over the DevTools protocol
+# (no browser download: the distribution's package). Installed the same way as etcd.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found: install it with 'apt-get install chromium' to run the console test"; fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

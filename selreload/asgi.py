@@ -12,6 +12,10 @@
 With a control directory (`Reloader(state_dir=...)`), POST /reload, /rollback and
 /overrides act for every worker of the service and answer how many applied it (see
 `selreload._workers`); without one they act on this process only.
+    GET  /ui  (GET / redirects) the admin console: one offline HTML page
+    GET  /explain              every leaf: path, value (masked), origin, policy
+    GET  /history/{a}/diff/{b} the changes between two kept versions (masked)
+    GET  /audit                the audit chain's state and last records (bearer token)
 
 State-changing calls need `Authorization: Bearer <token>`: none gets 401, a wrong one 403,
 both are audited with the caller as actor, and nothing runs. `GET /status` without a
@@ -41,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._console import Console
 from ._errors import ConfigError
 from ._mask import masked_plain
 from ._metrics import exposition
@@ -278,6 +283,8 @@ def admin_app(
             Route("/reload", admin.reload, methods=["POST"]),
             Route("/rollback/{version}", admin.rollback, methods=["POST"]),
             Route("/overrides", admin.overrides, methods=["POST"]),
+            # The console (GET / and /ui) and the JSON only it reads.
+            *Console(reloader, admin.audit, admin._denied).routes(),
         ],
     )
 

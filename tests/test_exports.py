@@ -34,3 +34,26 @@ def test_typing_exports_exactly_the_extension_types() -> None:
     assert selreload.typing.__all__ == sorted(selreload.typing.__all__)
     for name in expected:
         assert getattr(selreload.typing, name) is not None, name
+
+
+def test_optional_integrations_are_not_imported_by_the_core() -> None:
+    """`import selreload` and `import selreload.appliers` import none of openfeature,
+    structlog, loguru or flask (each is an optional extra)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, selreload, selreload.appliers, selreload.wsgi, selreload.asgi\n"
+        "print(sorted(m for m in ('openfeature', 'structlog', 'loguru', 'flask') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_appliers_exports_every_builtin_applier() -> None:
+    """`selreload.appliers.__all__` is sorted, and the lazy `OpenFeatureProvider` resolves."""
+    from selreload import appliers
+
+    assert appliers.__all__ == sorted(appliers.__all__)
+    for name in appliers.__all__:
+        assert getattr(appliers, name) is not None, name

@@ -9,7 +9,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from .._change import Change
+from .._change import UNSET, Change
 
 T = TypeVar("T")
 
@@ -46,6 +46,46 @@ def lookup(config: Any, path: str) -> Any:
         if node is MISSING:
             return MISSING
     return node
+
+
+def section_values(
+    changes: Sequence[Change], snapshot: Any, tracked: Mapping[str, Any], *, name: str, use_old: bool
+) -> tuple[str, dict[str, Any]]:
+    """`(section path, {field: value})` for an applier registered at a config section with
+    the fields named in `tracked` (`Sampler`: `type` and `ratio`), from changes to some of them.
+
+    A changed field takes its new (or old) value, `UNSET` as `None`; an unchanged one is
+    read from the snapshot, else its `tracked` value (as last applied).
+
+    Raises:
+        ValueError: a change to another field, or fields of several sections.
+    """
+    values: dict[str, Any] = {}
+    prefixes = set()
+    for change in changes:
+        prefix, _, leaf = change.path.rpartition(".")
+        if leaf not in tracked:
+            wanted = " and ".join(f"`{f}`" for f in tracked)
+            raise ValueError(
+                f"{change.path}: {name} takes the fields {wanted}; register it at the config section that holds them"
+            )
+        prefixes.add(prefix)
+        value = change.old if use_old else change.new
+        values[leaf] = None if value is UNSET else value
+    if len(prefixes) > 1:
+        raise ValueError(f"{name}: got fields of several sections: {', '.join(sorted(prefixes))}")
+    prefix = prefixes.pop() if prefixes else ""
+    for leaf, last in tracked.items():
+        if leaf not in values:
+            found = lookup(snapshot.config, f"{prefix}.{leaf}" if prefix else leaf)
+            values[leaf] = last if found is MISSING else found
+    return prefix, values
+
+
+def flag_of(change: Change, config: Any) -> str:
+    """The flag a change sets: its mapping key, or its path for a plain field."""
+    key = mapping_key(change.path, config)
+    return change.path if key is None else key
 
 
 def paths_of(changes: Sequence[Change]) -> tuple[str, ...]:

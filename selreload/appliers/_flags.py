@@ -8,7 +8,7 @@ from typing import Any
 
 from .._change import UNSET, Change
 from .._snapshot import Snapshot
-from ._common import Base, mapping_key, paths_of
+from ._common import Base, flag_of, paths_of
 
 
 class FeatureFlags(Base):
@@ -47,8 +47,7 @@ class FeatureFlags(Base):
         value that is not a bool."""
         updates: dict[str, bool | None] = {}
         for change in changes:
-            key = mapping_key(change.path, snapshot.config)
-            flag = change.path if key is None else key
+            flag = flag_of(change, snapshot.config)
             if change.new is UNSET:
                 updates[flag] = None
             elif isinstance(change.new, bool):
@@ -77,8 +76,7 @@ class FeatureFlags(Base):
             # Never applied here: undo by the changes' old values.
             flags = dict(self._flags)
             for change in changes:
-                key = mapping_key(change.path, snapshot.config)
-                flag = change.path if key is None else key
+                flag = flag_of(change, snapshot.config)
                 if change.old is UNSET:
                     flags.pop(flag, None)
                 else:

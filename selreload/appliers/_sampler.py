@@ -14,10 +14,9 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .._change import UNSET, Change
-from .._paths import join
+from .._change import Change
 from .._snapshot import Snapshot
-from ._common import MISSING, Undo, lookup, paths_of
+from ._common import Undo, paths_of, section_values
 
 # The names of OTEL_TRACES_SAMPLER, so a config reads like the environment variable.
 _BUILDERS: Final[dict[str, Callable[[float | None], sampling.Sampler]]] = {
@@ -131,26 +130,8 @@ class Sampler(sampling.Sampler):
             self._state = previous
 
     def _resolve(self, changes: Sequence[Change], snapshot: Snapshot[Any], live: _State, use_old: bool) -> _State:
-        values: dict[str, Any] = {}
-        prefixes = set()
-        for change in changes:
-            prefix, _, leaf = change.path.rpartition(".")
-            if leaf not in ("type", "ratio"):
-                raise ValueError(
-                    f"{change.path}: {self.name} takes the fields `type` and `ratio`; register it at the "
-                    "config section that holds them"
-                )
-            prefixes.add(prefix)
-            value = change.old if use_old else change.new
-            values[leaf] = None if value is UNSET else value
-        if len(prefixes) > 1:
-            raise ValueError(f"{self.name}: got fields of several sampler sections: {', '.join(sorted(prefixes))}")
-        prefix = prefixes.pop() if prefixes else ""
-        for leaf, tracked in (("type", live.type), ("ratio", live.ratio)):
-            if leaf not in values:
-                # The unchanged one: as the snapshot has it, else as last applied.
-                found = lookup(snapshot.config, join(prefix, leaf))
-                values[leaf] = tracked if found is MISSING else found
+        tracked = {"type": live.type, "ratio": live.ratio}
+        prefix, values = section_values(changes, snapshot, tracked, name=self.name, use_old=use_old)
         if values["type"] is None:
             raise ValueError(f"{prefix or 'sampler'}.type: no sampler type configured")
         inner = build(values["type"], values["ratio"], prefix or "sampler")

@@ -1,4 +1,4 @@
-"""The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push.
+"""The `selreload` command line: check, plan, explain, policies, audit, demo, fleet, push, completion.
 
 Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
 runtime error; 2 a usage error (argparse), or for `plan`, restart-only changes present.
@@ -29,13 +29,16 @@ from ._cli_common import (
     add_schema,
     compile_schema,
     env_source,
+    etcd_spec,
     existing,
     file_source,
     layer_sources,
     load_schema,
 )
+from ._cli_complete import SHELLS, completion_script
 from ._cli_ops import cmd_audit_head, cmd_audit_show, cmd_audit_verify, cmd_demo, cmd_fleet_status, cmd_push
 from ._errors import ConfigError, PolicyError
+from ._package import MissingExtraError, shipped_policies_table, version
 from ._paths import hint
 from ._plan import plan
 from ._present import explain_table, plan_table, plan_to_json, policies_table
@@ -56,9 +59,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_FAIL
     leaves = schema.leaves.values()
     hot = sum(1 for leaf in leaves if leaf.policy is Policy.HOT)
-    print(f"{PROG}: {', '.join(args.files)}: syntax and types are ok", file=out)
+    # Success lines carry no `selreload:` prefix: that marks errors (like `nginx -t`'s "ok").
+    print(f"{', '.join(args.files)}: syntax and types are ok", file=out)
     counts = f"{len(leaves)} leaves, {hot} hot, {len(leaves) - hot} restart-only"
-    print(f"{PROG}: configuration OK ({schema.cls.__name__}: {counts})", file=out)
+    print(f"configuration OK ({schema.cls.__name__}: {counts})", file=out)
     return EXIT_OK
 
 
@@ -128,6 +132,11 @@ def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.list:
+        print(shipped_policies_table(), file=out)
+        return EXIT_OK
+    if not args.schema:
+        raise CliError("policies: --schema MODULE:CLASS is required (or --list for the shipped policy files)")
     print(policies_table(compile_schema(load_schema(args.schema), args.policies)), file=out)
     return EXIT_OK
 
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Check, plan and explain selreload configuration; verify audit logs; run the demo.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate config files (exit 0 valid, 1 invalid)")
@@ -164,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_policies(p)
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("policies", help="the table of leaves: type, policy, secret")
-    add_schema(p)
+    p = sub.add_parser("policies", help="the table of leaves: type, policy, secret (--list: the shipped files)")
+    add_schema(p, required=False)
     add_policies(p)
+    p.add_argument("--list", action="store_true", help="list the policy files shipped with selreload, with their paths")
     p.set_defaults(func=cmd_policies)
 
     audit = sub.add_parser("audit", help="verify, show or anchor an audit log").add_subparsers(
@@ -202,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="fleet_command", required=True, metavar="status"
     )
     p = fleet.add_parser("status", help="one row per instance: version, revision, outcome")
-    p.add_argument("--etcd", required=True, metavar="URL", help="e.g. http://127.0.0.1:2379")
+    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL", help="e.g. http://127.0.0.1:2379")
     p.add_argument("--key", required=True)
     p.add_argument("--status-prefix", metavar="PREFIX", help="where instances report (default: KEY.status)")
     p.add_argument("--json", action="store_true")
@@ -211,12 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("push", help="validate FILE and write it to etcd (refused when invalid)")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--etcd", required=True, metavar="URL")
+    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL")
     p.add_argument("--key", required=True)
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     add_schema(p)
     add_policies(p)
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("completion", help='print a shell completion script: eval "$(selreload completion bash)"')
+    p.add_argument("shell", choices=SHELLS)
+    p.set_defaults(func=lambda args, out, err: print(completion_script(parser, args.shell), file=out) or EXIT_OK)
     return parser
 
 
@@ -240,7 +255,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     logging.getLogger("selreload").addHandler(logging.NullHandler())
     try:
         code: int = args.func(args, out, err)
-    except CliError as exc:
+    except (CliError, MissingExtraError) as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
-
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from typing import TYPE_CHECKING, Any
 
 from ._result import Outcome, ReloadResult
+
+if TYPE_CHECKING:
+    # Imported when the first Reloader is built, not with selreload: prometheus_client
+    # loads its exposition module, and with it http.server, ssl and email (~70 ms here).
+    from prometheus_client import CollectorRegistry
 
 # One set of metric families per registry: two Reloaders in one process share them and
 # tell themselves apart by the `config` label instead of colliding on registration.
@@ -19,7 +23,27 @@ _LOCK = threading.Lock()
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+@functools.cache
+def _kinds() -> tuple[type[Any], type[Any], type[Any]]:
+    """Counter, Gauge and Histogram without the `_created` series: dashboards use
+    `increase()` and `rate()`, never `_created`, which would double the exposition. Only
+    selreload's own families drop it; the application's metrics keep theirs."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    class _Counter(Counter):
+        def _child_samples(self) -> Any:
+            return tuple(s for s in super()._child_samples() if s.name != "_created")
+
+    class _Histogram(Histogram):
+        def _child_samples(self) -> Any:
+            return tuple(s for s in super()._child_samples() if s.name != "_created")
+
+    return _Counter, Gauge, _Histogram
+
+
 def _families(registry: CollectorRegistry) -> dict[str, Any]:
+    Counter, Gauge, Histogram = _kinds()
+
     with _LOCK:
         fam = _FAMILIES.get(registry)
         if fam is None:
@@ -75,6 +99,8 @@ class Metrics:
     """The metrics of one Reloader (`name` is the `config` label)."""
 
     def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import REGISTRY
+
         fam = _families(registry if registry is not None else REGISTRY)
         self._reloads = {o: fam["reloads"].labels(config=name, outcome=o.value) for o in Outcome}
         self._duration = fam["duration"].labels(config=name)
@@ -95,6 +121,11 @@ class Metrics:
         self._restart_pending.set(restart_pending)
         if result.outcome.ok:
             self._last_success.set(ts)
+
+    def applier_registered(self, applier: str) -> None:
+        """Start the failure counter of `applier` at 0: `increase()` needs a sample before
+        the first failure to see it (a series born at 1 reads as no increase)."""
+        self._applier_failures.labels(config=self._name, applier=applier)
 
     def applier_failed(self, applier: str) -> None:
         """Count one failure of `applier` (its apply or its rollback)."""

@@ -136,7 +136,7 @@ def test_demo_serves_reloads_and_stops_cleanly(demo: Demo) -> None:
     assert demo.stop() == 0
     out = demo.out.read_text()
     assert "v1 -> v2  applied  (file" in out
-    assert "logging.level  'info' -> 'debug'" in out
+    assert 'logging.level  "info" -> "debug"' in out
     assert "restart pending" in out and "DENIED POST /reload from 127.0.0.1" in out
     everything = out + demo.err.read_text()
     assert "demo-signing-key" not in everything and "demo-password" not in everything
@@ -309,7 +309,7 @@ def test_narrated_block_shows_changes_pending_and_errors() -> None:
     )
     text = narrate(applied, paint=paint)
     assert "v2 -> v3  applied  (file," in text
-    assert "logging.level    'info' -> 'debug'" in text
+    assert 'logging.level    "info" -> "debug"' in text
     assert " ! auth.jwt_secret  *** -> ***" in text and "restart pending" in text
     assert "a-secret" not in text and "b-secret" not in text
     invalid = sr.ReloadResult(

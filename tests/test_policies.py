@@ -12,7 +12,7 @@ from selreload._policy import load_policies
 from selreload._schema import Schema
 from selreload.demo import ADR_POLICY, AdrConfig
 
-POLICIES = pathlib.Path(__file__).resolve().parent.parent / "policies"
+POLICIES = pathlib.Path(__file__).resolve().parent.parent / "selreload" / "policies"  # shipped in the wheel
 WEB = POLICIES / "web-service.yaml"
 STRICT = POLICIES / "production-strict.yaml"
 
@@ -63,7 +63,7 @@ def test_web_service_reproduces_the_adr_split_exactly() -> None:
 
 
 def test_adr_policy_constant_matches_the_file() -> None:
-    """`ADR_POLICY` (shipped in the package) states the same globs as policies/web-service.yaml."""
+    """`ADR_POLICY` (shipped in the package) states the same globs as selreload/policies/web-service.yaml."""
     loaded = sr.load_policy_file(WEB)
     assert (loaded.hot, loaded.restart, loaded.secret) == (ADR_POLICY.hot, ADR_POLICY.restart, ADR_POLICY.secret)
 

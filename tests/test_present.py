@@ -16,10 +16,10 @@ LEVEL = Change("logging.level", "info", "debug", Policy.HOT)
 
 
 def test_change_line_masks_secrets_and_shows_unset() -> None:
-    """`path old -> new`, values as people read them; a secret is `***`, a missing side `UNSET`."""
-    assert change_line(LEVEL) == "logging.level 'info' -> 'debug'"
+    """`path old -> new`, values as people read them; a secret is `***`, a missing side `(absent)`."""
+    assert change_line(LEVEL) == 'logging.level "info" -> "debug"'
     assert change_line(SECRET) == "auth.token *** -> ***"
-    assert change_line(Change("flags.beta", UNSET, True)) == "flags.beta UNSET -> True"
+    assert change_line(Change("flags.beta", UNSET, True)) == "flags.beta (absent) -> true"
     assert repr(SECRET) == f"Change('auth.token', {transition(SECRET)}, restart_only)"
 
 
@@ -53,7 +53,7 @@ def test_plan_table_is_the_plans_table() -> None:
     plan = Plan(steps=(PlannedChange(LEVEL, Action.APPLY, ("LogLevel",)), PlannedChange(SECRET, Action.REJECT)))
     assert plan.table() == plan_table(plan) == str(plan)
     lines = plan_table(plan, appliers=False).splitlines()
-    assert lines[1].split() == ["logging.level", "'info'", "'debug'", "hot", "apply"]
+    assert lines[1].split() == ["logging.level", '"info"', '"debug"', "hot", "apply"]
     assert lines[2].split()[:5] == ["auth.token", "***", "***", "restart_only", "(secret)"]
     assert lines[2].endswith("reject: restart required")
     assert "apply via LogLevel" in plan.table()

@@ -9,15 +9,20 @@ from typing import Any, Final
 
 import attrs
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import sampling
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .._change import UNSET, Change
+from .._package import missing
 from .._paths import join
 from .._snapshot import Snapshot
 from ._common import MISSING, Undo, lookup, paths_of
+
+try:
+    from opentelemetry.sdk.trace import sampling
+except ModuleNotFoundError as exc:  # the SDK is the `otel` extra: one line naming it
+    raise missing(exc, feature="appliers.Sampler") from None
 
 # The names of OTEL_TRACES_SAMPLER, so a config reads like the environment variable.
 _BUILDERS: Final[dict[str, Callable[[float | None], sampling.Sampler]]] = {

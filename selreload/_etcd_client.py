@@ -22,6 +22,11 @@ def _aetcd() -> Any:
     return need("aetcd", feature="etcd (sr.Etcd, fleet status, push)")
 
 
+def require_client() -> None:
+    """Raise `MissingExtraError` (an ImportError) now when aetcd is not installed."""
+    _aetcd()
+
+
 def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[tuple[str, int], ...]:
     """`"http://10.0.0.1:2379,10.0.0.2"` (or a list of those) -> `((host, port), ...)`.
 

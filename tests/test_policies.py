@@ -42,13 +42,14 @@ def write(tmp_path: pathlib.Path, text: str, name: str = "policy.yaml") -> pathl
 
 
 def test_adr_config_alone_is_all_restart_only() -> None:
-    """Without a policy file the ADR shape is fail-safe: every leaf restart-only, credentials secret."""
+    """Without a policy file the demo shape is fail-safe: every leaf restart-only, credentials secret."""
     hot, restart, secret = split(Schema(AdrConfig))
     assert hot == set() and len(restart) == 11 and secret == ADR_SECRET
 
 
 def test_web_service_reproduces_the_adr_split_exactly() -> None:
-    """web-service.yaml: hot exactly the ADR's five leaves; server, database and both credentials restart-only."""
+    """web-service.yaml: hot exactly the web service split's five leaves; server, database
+    and both credentials restart-only."""
     hot, restart, secret = split(schema_with(WEB))
     assert hot == ADR_HOT
     assert restart == {

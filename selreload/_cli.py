@@ -141,6 +141,11 @@ def cmd_policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print(completion_script(build_parser(), args.shell), file=out, end="")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -231,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("completion", help='print a shell completion script: eval "$(selreload completion bash)"')
     p.add_argument("shell", choices=SHELLS)
-    p.set_defaults(func=lambda args, out, err: print(completion_script(parser, args.shell), file=out) or EXIT_OK)
+    p.set_defaults(func=cmd_completion)
     return parser
 
 

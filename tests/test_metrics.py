@@ -305,6 +305,11 @@ def test_grafana_dashboard_uses_these_metric_names() -> None:
     assert used == NAMES
     assert all('config=~"$config"' in e for e in exprs)
     assert any("histogram_quantile(0.99" in e for e in exprs)
+    # Imported, Grafana asks for the data source; instances of one service are their own lines.
+    assert [i["pluginId"] for i in dashboard["__inputs"]] == ["prometheus"]
+    assert all('instance=~"$instance"' in e for e in exprs)
+    legends = [t["legendFormat"] for p in dashboard["panels"] for t in p["targets"] if "legendFormat" in t]
+    assert legends and all("{{instance}}" in legend for legend in legends)
 
 
 def test_exposition_has_every_series_from_the_start_and_no_created(env: Env) -> None:

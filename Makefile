@@ -34,12 +34,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The fleet tests need a real etcd (Debian: etcd-server). Installed when missing and we
-# are root; otherwise those tests skip with a hint (and fail under CI=true).
+# The fleet tests need a real etcd (Debian: etcd-server). When it is missing and we are
+# root with apt-get, it is installed, after saying so; NO_APT=1 skips that (the fleet
+# tests then skip with a hint, and fail under CI=true).
 etcd:
 	@command -v etcd >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing etcd-server (apt)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "$(NO_APT)" ]; then \
+	    echo "etcd not found: installing the Debian package etcd-server with apt-get (NO_APT=1 skips this)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; \
 	  else echo "etcd not found: install it with 'apt-get install etcd-server' to run the fleet tests"; fi; }
 

@@ -2,8 +2,8 @@
 
 Patterns: in-place write, write-temp-then-rename, vim (rename away, new file, delete
 backup), Kubernetes ConfigMap `..data` swap; each with the real watchdog observer and a
-real Reloader on a small YAML file, 200 saves each. Beside them, in the same run, the seed
-designs' watcher: a thread that reads the file every second and reloads when the bytes
+real Reloader on a small YAML file, 200 saves each. Beside them, in the same run, a naive
+polling watcher: a thread that reads the file every second and reloads when the bytes
 changed (10 saves per pattern: each costs up to a second).
 
 The saves run in a separate process, as an editor or the kubelet would. Latency runs from
@@ -235,7 +235,7 @@ def measure(saver: Saver, pattern: str, trials: int, settle: float, *, watch: bo
     lost = 0
     stop = threading.Event()
 
-    def poll_loop() -> None:  # the seed designs: read every second, reload on a change
+    def poll_loop() -> None:  # the naive design: read every second, reload on a change
         last = path.read_bytes()
         while not stop.wait(poll_s):
             data = path.read_bytes()

@@ -1,4 +1,4 @@
-"""A web service whose hot fields come from a policy file, policies/web-service.yaml.
+"""A web service whose hot fields come from a policy file, the shipped web-service.yaml.
 
 Each hot field changes live through its applier: `logging.level` (LogLevel),
 `api.v2_enabled` (FeatureFlags), `telemetry.sampler.type` + `ratio` (Sampler, fed to a
@@ -13,6 +13,7 @@ so both `selreload.demo:AdrConfig` and `examples.adr_service:AdrConfig` name it.
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import pathlib
 import sys
@@ -32,8 +33,9 @@ from selreload.demo import ADR_POLICY, AdrConfig
 
 __all__ = ["AdrConfig", "Service", "build", "main", "run"]
 
-# The file when run from a checkout; the same globs shipped in the package otherwise.
-_FILE = pathlib.Path(__file__).resolve().parent.parent / "policies" / "web-service.yaml"
+# The policy file shipped inside the package (`selreload policies --list`); ADR_POLICY
+# states the same globs in code.
+_FILE = pathlib.Path(str(importlib.resources.files("selreload") / "policies" / "web-service.yaml"))
 POLICY: sr.PolicySet | pathlib.Path = _FILE if _FILE.exists() else ADR_POLICY
 
 LOGGER = "adr_service"

@@ -2,7 +2,7 @@
 
 Writes a config file to a temp dir, starts a Reloader with a log-level applier, then
 edits the file twice: a hot change plus a restart-only one, and a broken edit.
-Run it with `make demo` or `python examples/quickstart.py`.
+Run it with `python examples/quickstart.py` (`make demo` runs the demo web service instead).
 """
 
 from __future__ import annotations

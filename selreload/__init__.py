@@ -7,30 +7,85 @@ and swapped in with a single assignment.
 
 from __future__ import annotations
 
-from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
-from ._change import UNSET, Change, Policy
-from ._errors import (
-    ApplierTimeoutError,
-    ApplyError,
-    AuditWriteError,
-    ConfigError,
-    Issue,
-    PolicyError,
-    SelreloadError,
-    StateError,
-    UnknownVersionError,
-    WatchError,
-)
-from ._explain import Explanation, explain
-from ._jsonschema import json_schema
-from ._mask import MaskRules
-from ._policy import load_policy_file
-from ._reloader import Reloader, State
-from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
-from ._schema import PolicySet, config, field, hot, restart_only, secret
-from ._snapshot import Snapshot
-from ._values import format_duration
-from .sources import DotEnv, Env, Etcd, JsonFile, SecretsDir, TomlFile, YamlFile, layered
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from ._audit import AuditLog, AuditVerification, read_audit, verify_audit
+    from ._change import UNSET, Change, Policy
+    from ._errors import (
+        ApplierTimeoutError,
+        ApplyError,
+        AuditWriteError,
+        ConfigError,
+        Issue,
+        PolicyError,
+        SelreloadError,
+        StateError,
+        UnknownVersionError,
+        WatchError,
+    )
+    from ._explain import Explanation, explain
+    from ._jsonschema import json_schema
+    from ._mask import MaskRules
+    from ._policy import load_policy_file
+    from ._reloader import Reloader, State
+    from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
+    from ._schema import PolicySet, config, field, hot, restart_only, secret
+    from ._snapshot import Snapshot
+    from ._values import format_duration
+    from .sources import DotEnv, Env, Etcd, JsonFile, SecretsDir, TomlFile, YamlFile, layered
+
+# Names load on first use (PEP 562): `import selreload` stays cheap, and what a program
+# never touches (etcd and its asyncio, the Prometheus exposition's HTTP server, the
+# explain machinery) is never imported. `tests/test_imports.py` pins what it pulls in.
+_LAZY: dict[str, str] = {
+    "UNSET": "._change",
+    "Action": "._result",
+    "ApplierTimeoutError": "._errors",
+    "ApplyError": "._errors",
+    "AuditLog": "._audit",
+    "AuditVerification": "._audit",
+    "AuditWriteError": "._errors",
+    "Change": "._change",
+    "DotEnv": ".sources",
+    "ConfigError": "._errors",
+    "Env": ".sources",
+    "Etcd": ".sources",
+    "Explanation": "._explain",
+    "Issue": "._errors",
+    "JsonFile": ".sources",
+    "MaskRules": "._mask",
+    "Outcome": "._result",
+    "Plan": "._result",
+    "PlannedChange": "._result",
+    "Policy": "._change",
+    "PolicyError": "._errors",
+    "PolicySet": "._schema",
+    "ReloadResult": "._result",
+    "Reloader": "._reloader",
+    "SecretsDir": ".sources",
+    "SelreloadError": "._errors",
+    "Snapshot": "._snapshot",
+    "State": "._reloader",
+    "StateError": "._errors",
+    "TomlFile": ".sources",
+    "UnknownVersionError": "._errors",
+    "WatchError": "._errors",
+    "YamlFile": ".sources",
+    "config": "._schema",
+    "explain": "._explain",
+    "field": "._schema",
+    "format_duration": "._values",
+    "hot": "._schema",
+    "json_schema": "._jsonschema",
+    "layered": ".sources",
+    "load_policy_file": "._policy",
+    "read_audit": "._audit",
+    "restart_only": "._schema",
+    "secret": "._schema",
+    "verify_audit": "._audit",
+}
 
 __all__ = [
     "UNSET",
@@ -79,3 +134,16 @@ __all__ = [
     "secret",
     "verify_audit",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selreload' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later reads skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

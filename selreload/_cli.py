@@ -1,5 +1,5 @@
 """The `selreload` command line: check, plan, explain, policies, schema, audit, demo, fleet, push,
-status, set, unset.
+status, set, unset, completion.
 
 Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
 runtime error; 2 a usage error (argparse), or for `plan`, restart-only changes present.
@@ -30,11 +30,13 @@ from ._cli_common import (
     add_schema,
     compile_schema,
     env_source,
+    etcd_spec,
     existing,
     file_source,
     layer_sources,
     load_schema,
 )
+from ._cli_complete import SHELLS, completion_script
 from ._cli_ops import (
     cmd_audit_head,
     cmd_audit_show,
@@ -47,6 +49,7 @@ from ._cli_ops import (
     cmd_unset,
 )
 from ._errors import ConfigError, PolicyError
+from ._package import MissingExtraError, shipped_policies_table, version
 from ._paths import hint
 from ._plan import plan
 from ._present import explain_table, plan_table, plan_to_json, policies_table
@@ -67,9 +70,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_FAIL
     leaves = schema.leaves.values()
     hot = sum(1 for leaf in leaves if leaf.policy is Policy.HOT)
-    print(f"{PROG}: {', '.join(args.files)}: syntax and types are ok", file=out)
+    # Success lines carry no `selreload:` prefix: that marks errors (like `nginx -t`'s "ok").
+    print(f"{', '.join(args.files)}: syntax and types are ok", file=out)
     counts = f"{len(leaves)} leaves, {hot} hot, {len(leaves) - hot} restart-only"
-    print(f"{PROG}: configuration OK ({schema.cls.__name__}: {counts})", file=out)
+    print(f"configuration OK ({schema.cls.__name__}: {counts})", file=out)
     return EXIT_OK
 
 
@@ -139,6 +143,11 @@ def cmd_explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.list:
+        print(shipped_policies_table(), file=out)
+        return EXIT_OK
+    if not args.schema:
+        raise CliError("policies: --schema MODULE:CLASS is required (or --list for the shipped policy files)")
     print(policies_table(compile_schema(load_schema(args.schema), args.policies)), file=out)
     return EXIT_OK
 
@@ -152,11 +161,17 @@ def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print(completion_script(build_parser(), args.shell), file=out, end="")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Check, plan and explain selreload configuration; verify audit logs; run the demo.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate config files (exit 0 valid, 1 invalid)")
@@ -184,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_policies(p)
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("policies", help="the table of leaves: type, policy, secret")
-    add_schema(p)
+    p = sub.add_parser("policies", help="the table of leaves: type, policy, secret (--list: the shipped files)")
+    add_schema(p, required=False)
     add_policies(p)
+    p.add_argument("--list", action="store_true", help="list the policy files shipped with selreload, with their paths")
     p.set_defaults(func=cmd_policies)
 
     p = sub.add_parser("schema", help="JSON Schema of the config files, for editors (x-selreload-policy per leaf)")
@@ -228,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="fleet_command", required=True, metavar="status"
     )
     p = fleet.add_parser("status", help="one row per instance: version, revision, outcome")
-    p.add_argument("--etcd", required=True, metavar="URL", help="e.g. http://127.0.0.1:2379")
+    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL", help="e.g. http://127.0.0.1:2379")
     p.add_argument("--key", required=True)
     p.add_argument("--status-prefix", metavar="PREFIX", help="where instances report (default: KEY.status)")
     p.add_argument("--json", action="store_true")
@@ -237,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("push", help="validate FILE and write it to etcd (refused when invalid)")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--etcd", required=True, metavar="URL")
+    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL")
     p.add_argument("--key", required=True)
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     add_schema(p)
@@ -265,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.add_argument("--schema", metavar="MODULE:CLASS", help="refuse unknown and restart-only paths before writing")
         add_policies(p)
+
+    p = sub.add_parser("completion", help='print a shell completion script: eval "$(selreload completion bash)"')
+    p.add_argument("shell", choices=SHELLS)
+    p.set_defaults(func=cmd_completion)
     return parser
 
 
@@ -288,7 +308,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     logging.getLogger("selreload").addHandler(logging.NullHandler())
     try:
         code: int = args.func(args, out, err)
-    except CliError as exc:
+    except (CliError, MissingExtraError) as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return EXIT_FAIL
     except KeyboardInterrupt:

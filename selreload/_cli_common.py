@@ -39,6 +39,17 @@ def schema_spec(text: str) -> str:
     return text
 
 
+def etcd_spec(text: str) -> str:
+    """`--etcd` checked when parsed: a malformed endpoint is a one-line usage error."""
+    from ._etcd_client import parse_endpoints
+
+    try:
+        parse_endpoints(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (expected http://HOST:PORT[,HOST:PORT...])") from None
+    return text
+
+
 def load_schema(spec: str) -> type[Any]:
     """Import `module:Class` (the current directory first on the path) and check that it
     is a config class.
@@ -134,10 +145,10 @@ def compile_schema(schema: type[Any], policies: Sequence[str]) -> Schema:
 # --- options more than one command takes ---------------------------------------------------
 
 
-def add_schema(p: argparse.ArgumentParser) -> None:
+def add_schema(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument(
         "--schema",
-        required=True,
+        required=required,
         type=schema_spec,
         metavar="MODULE:CLASS",
         help="the config class, e.g. app.settings:App",

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, existing, load_schema
 from ._errors import PolicyError
+from ._package import missing
 from ._present import audit_text
 
 
@@ -87,7 +88,10 @@ def cmd_audit_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .demo._app import run
+    try:
+        from .demo._app import run
+    except ModuleNotFoundError as exc:  # starlette, the SDK: what `selreload[demo]` brings
+        raise missing(exc, feature="selreload demo", extra="demo") from None
 
     return run(config=pathlib.Path(args.config), host=args.host, port=args.port, allow_remote=args.allow_remote)
 

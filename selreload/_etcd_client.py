@@ -17,11 +17,14 @@ DEFAULT_PORT = 2379
 
 
 def _aetcd() -> Any:
-    try:
-        import aetcd
-    except ImportError:  # pragma: no cover - aetcd is a dependency of the `etcd` extra
-        raise ImportError("sr.Etcd needs aetcd: pip install 'selreload[etcd]'") from None
-    return aetcd
+    from ._package import need
+
+    return need("aetcd", feature="etcd (sr.Etcd, fleet status, push)")
+
+
+def require_client() -> None:
+    """Raise `MissingExtraError` (an ImportError) now when aetcd is not installed."""
+    _aetcd()
 
 
 def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[tuple[str, int], ...]:

@@ -53,7 +53,8 @@ class Live(Generic[C]):
         tried: the last deterministic attempt, if its inputs differ from `inputs`.
         start_origins: where each leaf came from at start (restart-only leaves keep it).
         last: the result of the last attempt.
-        last_error: the error lines of the last failed attempt, until one is applied.
+        last_error: the error lines of the last failed attempt, until a good one (applied,
+            unchanged or rejected).
         degraded: why side effects may be half-applied (a rollback failed, an applier
             hung), until a reload or rollback succeeds.
         audit_error: why the last audit record could not be written, until one is.

@@ -21,36 +21,50 @@ _LEVELS = {
 }
 
 
-def log_result(result: ReloadResult, *, name: str) -> None:
+def log_result(result: ReloadResult, *, name: str, recovered: bool = False) -> None:
     """INFO for an applied reload (each change old -> new), WARNING per rejected
-    restart-only change, ERROR for INVALID/ROLLED_BACK, CRITICAL for DEGRADED."""
-    level = _LEVELS[result.outcome]
+    restart-only change, ERROR for INVALID/ROLLED_BACK, CRITICAL for DEGRADED.
+
+    `recovered`: the attempt before this one failed. An UNCHANGED one is then logged at
+    INFO (the sources are valid again, say after a broken file was restored), not DEBUG.
+    Each record carries `selreload_result` and `selreload_recovered` for handlers.
+    """
+    level = logging.INFO if recovered and result.outcome is Outcome.UNCHANGED else _LEVELS[result.outcome]
     # Formatting every change costs 8-15 ms at 10,000 changes: only when someone listens.
     if not log.isEnabledFor(min(level, logging.WARNING) if result.rejected else level):
         return
+    extra = {"selreload_result": result, "selreload_recovered": recovered}
     head = f"config {name!r} reload ({result.trigger}"
     head += f", by {result.actor})" if result.actor else ")"
     if result.outcome is Outcome.APPLIED:
         if log.isEnabledFor(level):
             changes = "; ".join(change_line(c) for c in _first(result.applied)) or "initial config"
-            log.log(level, "%s applied v%d: %s%s", head, result.version, changes, _more(result.applied))
+            log.log(level, "%s applied v%d: %s%s", head, result.version, changes, _more(result.applied), extra=extra)
     elif result.outcome is Outcome.UNCHANGED:
         pending = ", ".join(c.path for c in result.rejected)
         tail = f" (restart pending: {pending})" if pending else ""
-        log.log(level, "%s unchanged at v%d%s", head, result.version, tail)
+        if recovered:
+            tail += ": the sources are valid again and match the live config"
+        log.log(level, "%s unchanged at v%d%s", head, result.version, tail, extra=extra)
         # Already warned when they were rejected: a repeated file event is not news.
         return
     elif result.outcome is Outcome.REJECTED:
-        log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version)
+        log.log(level, "%s rejected: only restart-only changes, v%d stays live", head, result.version, extra=extra)
     else:
         errors = "; ".join(str(e) for e in result.errors)
-        undone = (
-            f" (tried, then undone: {'; '.join(change_line(c) for c in _first(result.attempted))}"
-            f"{_more(result.attempted)})"
-            if result.attempted
-            else ""
+        # What was tried and then rolled back: "undone: x 1 -> 2" read as if 1 -> 2 had happened.
+        tried = "; ".join(change_line(c) for c in _first(result.attempted)) + _more(result.attempted)
+        undone = f" (tried, then rolled back: {tried})" if result.attempted else ""
+        log.log(
+            level,
+            "%s %s, v%d stays live: %s%s",
+            head,
+            result.outcome.value,
+            result.version,
+            errors,
+            undone,
+            extra=extra,
         )
-        log.log(level, "%s %s, v%d stays live: %s%s", head, result.outcome.value, result.version, errors, undone)
     for c in _first(result.rejected):
         log.warning("config %r: %s needs a restart (restart pending): %s", name, c.path, change_line(c))
     if len(result.rejected) > _LINE_CHANGES:

@@ -12,9 +12,8 @@ edited: a `Guard` shows one whole, or withholds it whole when it quotes a secret
 
 from __future__ import annotations
 
-import datetime
-import enum
 import fnmatch
+import json
 import re
 import traceback
 import weakref
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from ._paths import join
-from ._values import UNSET, EnvText, format_duration, ordered, scalar_to_plain
+from ._values import UNSET, EnvText, ordered, scalar_to_plain
 
 if TYPE_CHECKING:
     from ._schema import Schema
@@ -132,21 +131,22 @@ def url_passwords(value: Any) -> list[str]:
 # --- rendering --------------------------------------------------------------------------------
 
 
-def render(value: Any, *, secret: bool) -> str:
-    """A leaf value for people (`'info'`, `15m`, `True`), or `***` for a secret.
+ABSENT: Final = "(absent)"
+"""How `render` shows `UNSET`: the mapping key does not exist on that side of a change."""
 
-    `UNSET` (no value on that side of a change) is shown as itself even for a secret:
-    it says the key did not exist, which reveals nothing.
+
+def render(value: Any, *, secret: bool) -> str:
+    """A leaf value for people, as JSON (`"info"`, `true`, `null`, `"15m"`, `{"a": 1}`):
+    the same text in the demo, logs, plans, `explain` and `audit show`. A secret is `***`.
+
+    `UNSET` (no value on that side of a change) is `(absent)`, even for a secret: it
+    says the key did not exist, which reveals nothing.
     """
     if value is UNSET:
-        return "UNSET"
+        return ABSENT
     if secret:
         return MASK
-    if isinstance(value, datetime.timedelta):
-        return format_duration(value)
-    if isinstance(value, enum.Enum):
-        return repr(value.value)
-    return value_repr(value)
+    return json.dumps(plain(value, secret=False), ensure_ascii=False, default=str)
 
 
 def value_repr(value: Any) -> str:

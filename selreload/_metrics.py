@@ -10,15 +10,19 @@ largest, and `selreload_healthy` the smallest (one unhealthy worker makes it 0).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
-
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from typing import TYPE_CHECKING, Any
 
 from ._result import Outcome, ReloadResult
+
+if TYPE_CHECKING:
+    # Imported when the first Reloader is built, not with selreload: prometheus_client
+    # loads its exposition module, and with it http.server, ssl and email (~70 ms here).
+    from prometheus_client import CollectorRegistry
 
 # One set of metric families per registry: two Reloaders in one process share them and
 # tell themselves apart by the `config` label instead of colliding on registration.
@@ -34,7 +38,10 @@ def multiprocess() -> bool:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The text exposition for `/metrics`: in multiprocess mode, of every worker's files
     (a fresh registry each scrape, as prometheus_client documents), else of `registry`."""
+    from prometheus_client import REGISTRY, generate_latest
+
     if multiprocess() and registry is REGISTRY:
+        from prometheus_client import CollectorRegistry
         from prometheus_client import multiprocess as mp
 
         fresh = CollectorRegistry()
@@ -46,7 +53,27 @@ def exposition(registry: CollectorRegistry) -> bytes:
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+@functools.cache
+def _kinds() -> tuple[type[Any], type[Any], type[Any]]:
+    """Counter, Gauge and Histogram without the `_created` series: dashboards use
+    `increase()` and `rate()`, never `_created`, which would double the exposition. Only
+    selreload's own families drop it; the application's metrics keep theirs."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    class _Counter(Counter):
+        def _child_samples(self) -> Any:
+            return tuple(s for s in super()._child_samples() if s.name != "_created")
+
+    class _Histogram(Histogram):
+        def _child_samples(self) -> Any:
+            return tuple(s for s in super()._child_samples() if s.name != "_created")
+
+    return _Counter, Gauge, _Histogram
+
+
 def _families(registry: CollectorRegistry) -> dict[str, Any]:
+    Counter, Gauge, Histogram = _kinds()
+
     with _LOCK:
         fam = _FAMILIES.get(registry)
         if fam is None:
@@ -111,6 +138,8 @@ class Metrics:
     """The metrics of one Reloader (`name` is the `config` label)."""
 
     def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import REGISTRY
+
         fam = _families(registry if registry is not None else REGISTRY)
         self._reloads = {o: fam["reloads"].labels(config=name, outcome=o.value) for o in Outcome}
         self._duration = fam["duration"].labels(config=name)
@@ -134,6 +163,11 @@ class Metrics:
             self._last_success.set(ts)
         if self._health is not None:
             self._healthy.set(1.0 if self._health() else 0.0)
+
+    def applier_registered(self, applier: str) -> None:
+        """Start the failure counter of `applier` at 0: `increase()` needs a sample before
+        the first failure to see it (a series born at 1 reads as no increase)."""
+        self._applier_failures.labels(config=self._name, applier=applier)
 
     def applier_failed(self, applier: str) -> None:
         """Count one failure of `applier` (its apply or its rollback)."""

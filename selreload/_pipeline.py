@@ -296,7 +296,9 @@ class Pipeline(Generic[C]):
             live = live.evolve(audit_error=_why(failure))
         if result.errors:
             last_error: str | None = "\n".join(str(e) for e in result.errors)
-        elif result.outcome is Outcome.APPLIED:
+        elif result.outcome.ok:
+            # A good attempt (a restored file: UNCHANGED) ends the failure: /status must
+            # not keep reporting an error the sources no longer have.
             last_error = None
         else:
             last_error = live.last_error

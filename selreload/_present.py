@@ -8,7 +8,7 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._mask import plain, render
+from ._mask import MASK, plain, render
 from ._result import Outcome
 from ._text import table
 
@@ -28,7 +28,7 @@ def _arrow(old: str, new: str) -> str:
 
 
 def transition(change: Change) -> str:
-    """`old -> new`, each value as people read it (`'info'`, `15m`), secrets masked."""
+    """`old -> new`, each value as JSON (`"info"`, `"15m"`, `true`), secrets masked."""
     return _arrow(render(change.old, secret=change.secret), render(change.new, secret=change.secret))
 
 
@@ -185,19 +185,29 @@ def audit_text(record: dict[str, Any]) -> str:
     """An audit record as `audit show` prints it: a head line, then one line per change
     (values as recorded, so secrets stay masked) and per error."""
     ts = str(record.get("ts", "?"))[:19].replace("T", " ")
-    head = f"{ts}  {record.get('config', '?')} v{record.get('version')}  {str(record.get('outcome', '?')).upper()}"
+    version = record.get("version")
+    at = f" v{version}" if version is not None else ""  # a refused call (denied) has no version
+    head = f"{ts}  {record.get('config', '?')}{at}  {str(record.get('outcome', '?')).upper()}"
     head += f"  trigger={record.get('trigger')}"
     if record.get("actor"):
         head += f" actor={record['actor']}"
+    if isinstance(record.get("count"), int) and record["count"] > 1:
+        head += f" (x{record['count']})"
     lines = [head]
     for c in record.get("changes") or []:
         if not isinstance(c, dict):
             continue
         action = "restart pending" if c.get("action") == "reject" else c.get("action", "")
-        values = _arrow(json.dumps(c.get("old"), default=str), json.dumps(c.get("new"), default=str))
+        values = _arrow(_recorded(c.get("old")), _recorded(c.get("new")))
         lines.append(f"    {c.get('path')}: {values}  ({action})")
     lines.extend(f"    ! {e}" for e in record.get("errors") or [])
     return "\n".join(lines)
+
+
+def _recorded(value: Any) -> str:
+    # The audit keeps values as `render` shows them, minus what JSON cannot say: a
+    # missing key is null, a secret the string "***" (shown bare, as everywhere).
+    return MASK if value == MASK else json.dumps(value, ensure_ascii=False, default=str)
 
 
 # --- a reload as a short block for a terminal ------------------------------------------------
@@ -237,6 +247,8 @@ def narrate(result: ReloadResult, *, paint: Painter) -> str:
     who = f", by {result.actor}" if result.actor else ""
     if result.trigger == "start":
         head = f"v{result.version} {paint('started', color)}"
+    elif result.outcome is Outcome.UNCHANGED:
+        head = f"v{result.version}  {paint('recovered', 'green')}"
     elif result.outcome is Outcome.APPLIED:
         head = f"v{result.previous_version} -> v{result.version}  {paint('applied', color)}"
     else:
@@ -246,10 +258,14 @@ def narrate(result: ReloadResult, *, paint: Painter) -> str:
         head += " - only restart-only changes, nothing applied"
     elif result.outcome is Outcome.DEGRADED:
         head += " - a rollback failed too: restart this service"
+    elif result.outcome is Outcome.UNCHANGED:
+        head += " - the sources are valid again and match the live config"
     elif not result.outcome.ok:
         head += f" - v{result.version} stays live"
     rows: list[Sequence[str]] = [("   " + c.path, transition(c), "") for c in result.applied]
     rows += [(" ! " + c.path, transition(c), paint("restart pending", "yellow")) for c in result.rejected]
+    if result.outcome in (Outcome.ROLLED_BACK, Outcome.DEGRADED):
+        rows += [(" x " + c.path, transition(c), paint("tried, then rolled back", "red")) for c in result.attempted]
     lines = [head]
     if rows:
         lines.append(table(rows))

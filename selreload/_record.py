@@ -102,18 +102,22 @@ class AuditRecorder:
 
 
 class LogRecorder:
-    """One log line per attempt on `selreload.reload` (see `log_result`)."""
+    """One log line per attempt on `selreload.reload` (see `log_result`); the first good
+    attempt after a failed one says so, even when it changes nothing (a file restored)."""
 
-    __slots__ = ("_name",)
+    __slots__ = ("_failing", "_name")
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._failing = False
 
     def __repr__(self) -> str:
         return "<log>"
 
     def record(self, result: ReloadResult, live: Live[Any]) -> None:
-        log_result(result, name=self._name)
+        recovered = self._failing and result.outcome.ok
+        self._failing = not result.outcome.ok
+        log_result(result, name=self._name, recovered=recovered)
 
 
 class ReporterRecorder:

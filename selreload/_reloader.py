@@ -22,8 +22,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from prometheus_client import REGISTRY, CollectorRegistry
-
 from . import _paths, _transaction
 from ._aio import (
     AsyncFunctionApplier,
@@ -57,6 +55,8 @@ from ._workers import Workers
 
 if TYPE_CHECKING:
     import asyncio  # imported where used: `import selreload` stays free of asyncio
+
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["Reloader", "State"]
 
@@ -212,6 +212,8 @@ class Reloader(Generic[C]):
         if on_audit_failure not in ("refuse", "degrade"):
             raise ValueError(f"on_audit_failure must be 'refuse' or 'degrade', got {on_audit_failure!r}")
         # Kept for the admin app's GET /metrics.
+        from prometheus_client import REGISTRY  # here, not at import: see _metrics
+
         self.registry = registry if registry is not None else REGISTRY
         metrics = Metrics(name, registry)
         self._tracing = Tracing(tracer_provider, instance=identity)
@@ -403,6 +405,7 @@ class Reloader(Generic[C]):
                 if running:
                     pipeline.apply_initial(Route(path, wrapped, label), live)
                 pipeline.routes.add(path, wrapped, label)
+                pipeline.metrics.applier_registered(label)  # a zero series before any failure
             return target
 
         return register if applier is None else register(applier)

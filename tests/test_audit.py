@@ -98,7 +98,7 @@ def trail(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def test_record_has_exactly_the_design_fields_in_order(tmp_path: pathlib.Path) -> None:
-    """Every record has the DESIGN.md fields, in that order, and nothing else."""
+    """Every record has the documented fields (docs/reference.md), in that order, and nothing else."""
     path = tmp_path / "audit.jsonl"
     r = reloader(tmp_path, sr.AuditLog(path))
     r.start()

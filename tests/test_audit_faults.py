@@ -111,6 +111,7 @@ path, rounds = sys.argv[1], int(sys.argv[2])
 import random
 random.seed(7)
 killed = 0
+sr.AuditLog  # load it now (selreload's names load on first use), not in each child before it is killed
 for n in range(rounds):
     pid = os.fork()
     if pid == 0:  # a writer appending in a loop until killed

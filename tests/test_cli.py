@@ -145,9 +145,9 @@ def test_plan_hot_only_exits_0_with_a_table(work: pathlib.Path) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["PATH", "OLD", "NEW", "POLICY", "ACTION"]
-    assert lines[1].split() == ["logging.level", "'info'", "'debug'", "hot", "apply"]
-    assert lines[2].split() == ["ttl", "1h", "15m", "hot", "apply"]
-    assert lines[3].split() == ["feature_flags.beta", "UNSET", "True", "hot", "apply"]
+    assert lines[1].split() == ["logging.level", '"info"', '"debug"', "hot", "apply"]
+    assert lines[2].split() == ["ttl", '"1h"', '"15m"', "hot", "apply"]
+    assert lines[3].split() == ["feature_flags.beta", "(absent)", "true", "hot", "apply"]
     assert lines[-1] == "3 to apply live, 0 rejected (restart required)"
 
 
@@ -202,9 +202,9 @@ def test_explain_value_origin_policy(work: pathlib.Path) -> None:
     r = selreload(work, "explain", "a.yaml", "--env-prefix", "APP_", *S, env={"APP_TTL": "5m"})
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
-    assert rows["logging.level"] == ["logging.level", "'info'", "hot", "a.yaml:3:10"]
-    assert rows["logging.json"] == ["logging.json", "False", "restart_only", "default"]
-    assert rows["ttl"] == ["ttl", "5m", "hot", "env:APP_TTL"]
+    assert rows["logging.level"] == ["logging.level", '"info"', "hot", "a.yaml:3:10"]
+    assert rows["logging.json"] == ["logging.json", "false", "restart_only", "default"]
+    assert rows["ttl"] == ["ttl", '"5m"', "hot", "env:APP_TTL"]
     assert rows["api_key"][1] == "***" and "first-secret-value" not in r.stdout
     narrow = selreload(work, "explain", "a.yaml", "logging", *S)
     assert [line.split()[0] for line in narrow.stdout.splitlines()] == ["PATH", "logging.level", "logging.json"]
@@ -298,7 +298,7 @@ def test_audit_show(audit_file: pathlib.Path) -> None:
     assert r.returncode == 0
     assert "APPLIED  trigger=manual actor=alice" in r.stdout
     assert "    port: 8080 -> 9090  (restart pending)" in r.stdout
-    assert '    api_key: "***" -> "***"  (restart pending)' in r.stdout
+    assert "    api_key: *** -> ***  (restart pending)" in r.stdout
     assert "secret-value" not in r.stdout
     last = selreload(work, "audit", "show", "audit.jsonl", "--last", "1")
     assert last.stdout.splitlines()[0].endswith("INVALID  trigger=manual actor=bob")

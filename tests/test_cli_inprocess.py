@@ -59,7 +59,7 @@ def test_check_valid_and_invalid(work: pathlib.Path) -> None:
     error compiler-style on stderr."""
     code, out, err = run("check", "a.yaml", *S)
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == "selreload: configuration OK (App: 4 leaves, 2 hot, 2 restart-only)"
+    assert out.splitlines()[-1] == "configuration OK (App: 4 leaves, 2 hot, 2 restart-only)"
     code, out, err = run("check", "bad.yaml", *S)
     assert (code, out) == (1, "")
     assert "bad.yaml:3:10: logging.level: must be one of" in err
@@ -79,7 +79,7 @@ def test_plan_exit_codes_0_1_2(work: pathlib.Path) -> None:
     target; secrets never shown."""
     code, out, _ = run("plan", "--from", "a.yaml", "--to", "hot.yaml", *S)
     assert code == 0
-    assert out.splitlines()[1].split() == ["logging.level", "'info'", "'debug'", "hot", "apply"]
+    assert out.splitlines()[1].split() == ["logging.level", '"info"', '"debug"', "hot", "apply"]
     assert out.splitlines()[-1] == "1 to apply live, 0 rejected (restart required)"
     code, out, _ = run("plan", "--from", "a.yaml", "--to", "restart.yaml", *S)
     assert code == 2
@@ -115,7 +115,7 @@ def test_explain_and_policies(work: pathlib.Path) -> None:
     code, out, _ = run("explain", "a.yaml", *S)
     assert code == 0 and out.splitlines()[0].split() == ["PATH", "VALUE", "POLICY", "ORIGIN"]
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
-    assert rows["logging.level"] == ["logging.level", "'info'", "hot", "a.yaml:3:10"]
+    assert rows["logging.level"] == ["logging.level", '"info"', "hot", "a.yaml:3:10"]
     assert rows["api_key"][1:3] == ["***", "restart_only,"] and "first-secret-value" not in out
     code, _, err = run("explain", "a.yaml", "loging.level", *S)
     assert (code, err) == (1, "selreload: error: no config field at 'loging.level'; did you mean 'logging.level'?\n")
@@ -153,7 +153,7 @@ def test_audit_verify_show_head(tmp_path: pathlib.Path) -> None:
     assert lines[0].endswith("app v1  APPLIED  trigger=start")
     assert lines[1] == '    level: "info" -> "debug"  (apply)'
     assert lines[2].endswith("app v1  REJECTED  trigger=manual actor=alice")
-    assert lines[3] == '    token: "***" -> "***"  (restart pending)' and "secret" not in out
+    assert lines[3] == "    token: *** -> ***  (restart pending)" and "secret" not in out
     code, out, _ = run("audit", "head", str(path))
     assert (code, out) == (0, audit_head(path) + "\n")
     path.write_text(path.read_text().replace('"debug"', '"error"', 1))

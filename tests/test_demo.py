@@ -136,7 +136,7 @@ def test_demo_serves_reloads_and_stops_cleanly(demo: Demo) -> None:
     assert demo.stop() == 0
     out = demo.out.read_text()
     assert "v1 -> v2  applied  (file" in out
-    assert "logging.level  'info' -> 'debug'" in out
+    assert 'logging.level  "info" -> "debug"' in out
     assert "restart pending" in out and "DENIED POST /reload from 127.0.0.1" in out
     everything = out + demo.err.read_text()
     assert "demo-signing-key" not in everything and "demo-password" not in everything
@@ -309,7 +309,7 @@ def test_narrated_block_shows_changes_pending_and_errors() -> None:
     )
     text = narrate(applied, paint=paint)
     assert "v2 -> v3  applied  (file," in text
-    assert "logging.level    'info' -> 'debug'" in text
+    assert 'logging.level    "info" -> "debug"' in text
     assert " ! auth.jwt_secret  *** -> ***" in text and "restart pending" in text
     assert "a-secret" not in text and "b-secret" not in text
     invalid = sr.ReloadResult(
@@ -338,3 +338,42 @@ def test_demo_log_filter_drops_only_what_it_narrates() -> None:
     assert keep(record("selreload.http", exc=True))
     for name in ("selreload.watch", "selreload.record", "selreload.demo", "uvicorn.error"):
         assert keep(record(name)), name
+
+
+def test_restoring_a_broken_file_says_recovered_and_clears_the_error(demo: Demo) -> None:
+    """Break the file, then put the good text back: the demo prints a `recovered` line (the
+    reload is UNCHANGED, so nothing is audited) and GET /status drops `last_error`."""
+    wait_for(lambda: demo.get("/status").status_code == 200, what="the demo to answer")
+    good = demo.config.read_text(encoding="utf-8")
+    write_atomic(demo.config, good.replace("level: info ", "level: loud"))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    wait_for(lambda: demo.http.get("/status", headers=auth).json()["last_error"], what="the invalid edit")
+    write_atomic(demo.config, good)
+    wait_for(lambda: demo.http.get("/status", headers=auth).json()["last_error"] is None, what="the error cleared")
+    assert demo.stop() == 0
+    out = demo.out.read_text()
+    assert "INVALID" in out
+    assert "recovered  (file" in out and "the sources are valid again" in out
+
+
+def test_a_busy_port_is_one_line_before_any_banner(tmp_path: pathlib.Path) -> None:
+    """With the port taken, the demo exits 1 with one `selreload: error:` line naming the
+    port and a hint, before printing its banner; no traceback, no Errno 98 after the fact."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env = dict(os.environ, NO_COLOR="1", SELRELOAD_ADMIN_TOKEN=TOKEN)
+        config = tmp_path / "svc" / "config.yaml"
+        r = subprocess.run(
+            [sys.executable, "-m", "selreload", "demo", "--config", str(config), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert r.returncode == 1
+    assert "selreload demo on" not in r.stdout and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("selreload: error:")]
+    assert len(errors) == 1 and f"cannot serve on 127.0.0.1:{port}" in errors[0] and "--port" in errors[0]

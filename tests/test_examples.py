@@ -215,7 +215,7 @@ def test_sighup_swaps_atomically_and_in_flight_request_keeps_its_snapshot(tmp_pa
 
 @pytest.mark.parametrize("name", ["llm_providers", "adr_service", "layered_fastapi", "atomic_sighup"])
 def test_example_runs_as_a_script(tmp_path: pathlib.Path, name: str) -> None:
-    """`python examples/<name>.py DIR` exits 0 (and the ADR run prints no secret)."""
+    """`python examples/<name>.py DIR` exits 0 (and the adr_service run prints no secret)."""
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / f"{name}.py"), str(tmp_path)],

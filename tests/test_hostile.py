@@ -287,6 +287,8 @@ import selreload as sr
 from prometheus_client import CollectorRegistry
 from test_hostile import Cfg
 
+sr.Reloader, sr.YamlFile  # selreload's names load on first use: load them before dropping to nobody
+
 root = pathlib.Path(tempfile.mkdtemp())
 if os.geteuid() == 0:
     os.chown(root, 65534, 65534)

@@ -242,7 +242,7 @@ def test_types_map_to_json_schema() -> None:
 def test_cli_prints_the_schema(tmp_path: pathlib.Path) -> None:
     """`selreload schema --schema mod:Class [--policies FILE]` prints the JSON Schema."""
     out, err = io.StringIO(), io.StringIO()
-    policy = ROOT / "policies" / "web-service.yaml"
+    policy = ROOT / "selreload" / "policies" / "web-service.yaml"
     code = main(["schema", "--schema", "selreload.demo:AdrConfig", "--policies", str(policy)], out=out, err=err)
     assert code == 0, err.getvalue()
     schema = json.loads(out.getvalue())

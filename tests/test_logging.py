@@ -94,7 +94,7 @@ def test_applied_reload_is_one_info_line_with_old_and_new(logged: Logged) -> Non
         (
             logging.INFO,
             "config 'svc' reload (file, by ops) applied v2: "
-            "level 'info' -> 'debug'; ttl 1h -> 15m; password *** -> ***",
+            'level "info" -> "debug"; ttl "1h" -> "15m"; password *** -> ***',
         )
     ]
 
@@ -103,7 +103,7 @@ def test_each_rejected_change_is_a_warning(logged: Logged) -> None:
     """Each rejected restart-only change is its own WARNING (secret masked); the hot
     change of the same reload is still the INFO line."""
     lines = logged.reload("level: debug\nport: 9090\npassword: pw-one\ntoken: tk-two\n")
-    assert lines[0] == (logging.INFO, "config 'svc' reload (file, by ops) applied v2: level 'info' -> 'debug'")
+    assert lines[0] == (logging.INFO, 'config \'svc\' reload (file, by ops) applied v2: level "info" -> "debug"')
     assert lines[1:] == [
         (logging.WARNING, "config 'svc': port needs a restart (restart pending): port 8080 -> 9090"),
         (logging.WARNING, "config 'svc': token needs a restart (restart pending): token *** -> ***"),
@@ -143,7 +143,7 @@ def test_rolled_back_is_an_error(logged: Logged) -> None:
             logging.ERROR,
             "config 'svc' reload (file, by ops) rolled_back, v1 stays live: "
             "ttl: applier second failed on ttl: RuntimeError: disk full "
-            "(tried, then undone: level 'info' -> 'debug'; ttl 1h -> 15m)",
+            '(tried, then rolled back: level "info" -> "debug"; ttl "1h" -> "15m")',
         )
     ]
 

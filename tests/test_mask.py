@@ -28,11 +28,15 @@ class App:
 
 
 def test_render() -> None:
-    """People see `'info'`, `15m`; a secret is `***`; UNSET stays UNSET (it reveals nothing)."""
-    assert render("info", secret=False) == "'info'"
-    assert render(datetime.timedelta(minutes=15), secret=False) == "15m"
+    """People see JSON (`"info"`, `"15m"`, `true`, `null`); a secret is `***`; UNSET is
+    `(absent)`, even for a secret (it reveals nothing)."""
+    assert render("info", secret=False) == '"info"'
+    assert render(True, secret=False) == "true" and render(None, secret=False) == "null"
+    assert render({"a": [1, 2.5]}, secret=False) == '{"a": [1, 2.5]}'
+    assert render("postgresql://app:hunter2@db/app", secret=False) == '"postgresql://app:***@db/app"'
+    assert render(datetime.timedelta(minutes=15), secret=False) == '"15m"'
     assert render("hunter2", secret=True) == MASK
-    assert render(UNSET, secret=True) == "UNSET"
+    assert render(UNSET, secret=True) == "(absent)"
     assert repr(sr.Change("db.password", "a", "b", secret=True)) == "Change('db.password', *** -> ***, hot)"
 
 

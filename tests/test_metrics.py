@@ -98,7 +98,7 @@ def env(tmp_path: pathlib.Path) -> Env:
 
 
 def test_metric_names_are_exactly_the_design_ones(env: Env) -> None:
-    """The registry holds exactly the DESIGN.md metric families, all labelled `config`."""
+    """The registry holds exactly the documented metric families (docs/reference.md), all labelled `config`."""
     env.reloader.start()
     samples = {s.name: s for fam in env.registry.collect() for s in fam.samples}
     families = {fam.name + ("_total" if fam.type == "counter" else "") for fam in env.registry.collect()}
@@ -180,7 +180,7 @@ def test_rolled_back_reload_counts_the_failing_applier(env: Env) -> None:
     assert env.reload("level: debug\nworkers: 8\n").outcome is sr.Outcome.ROLLED_BACK
     assert env.count("rolled_back") == 1.0
     assert env.value("selreload_applier_failures_total", applier="broken") == 1.0
-    assert env.value("selreload_applier_failures_total", applier="fine") is None
+    assert env.value("selreload_applier_failures_total", applier="fine") == 0.0  # a series from registration
     assert env.value("selreload_config_version") == 1.0
 
 
@@ -305,3 +305,31 @@ def test_grafana_dashboard_uses_these_metric_names() -> None:
     assert used == NAMES
     assert all('config=~"$config"' in e for e in exprs)
     assert any("histogram_quantile(0.99" in e for e in exprs)
+    # Imported, Grafana asks for the data source; instances of one service are their own lines.
+    assert [i["pluginId"] for i in dashboard["__inputs"]] == ["prometheus"]
+    assert all('instance=~"$instance"' in e for e in exprs)
+    legends = [t["legendFormat"] for p in dashboard["panels"] for t in p["targets"] if "legendFormat" in t]
+    assert legends and all("{{instance}}" in legend for legend in legends)
+
+
+def test_exposition_has_every_series_from_the_start_and_no_created(env: Env) -> None:
+    """Read as Prometheus does (the exposition text): every family has a series before any
+    reload fails, `selreload_applier_failures_total` at 0 for each registered applier (so
+    `increase()` sees the first failure), and no `_created` series from selreload."""
+    broken = Failing("broken")
+    env.reloader.on("level", broken, name="broken")
+    env.reloader.start()
+    broken.on_apply = True
+    try:
+        text = generate_latest(env.registry).decode()
+        samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert 'selreload_applier_failures_total{applier="broken",config="svc"} 0.0' in samples
+        assert not [s for s in samples if "_created" in s]
+        for family in NAMES:
+            assert any(s.startswith(family) for s in samples), family
+        env.reload("level: debug\n")
+        text = generate_latest(env.registry).decode()
+        assert 'selreload_applier_failures_total{applier="broken",config="svc"} 1.0' in text.splitlines()
+        assert "_created" not in text
+    finally:
+        env.reloader.stop()

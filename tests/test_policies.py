@@ -12,7 +12,7 @@ from selreload._policy import load_policies
 from selreload._schema import Schema
 from selreload.demo import ADR_POLICY, AdrConfig
 
-POLICIES = pathlib.Path(__file__).resolve().parent.parent / "policies"
+POLICIES = pathlib.Path(__file__).resolve().parent.parent / "selreload" / "policies"  # shipped in the wheel
 WEB = POLICIES / "web-service.yaml"
 STRICT = POLICIES / "production-strict.yaml"
 
@@ -42,13 +42,14 @@ def write(tmp_path: pathlib.Path, text: str, name: str = "policy.yaml") -> pathl
 
 
 def test_adr_config_alone_is_all_restart_only() -> None:
-    """Without a policy file the ADR shape is fail-safe: every leaf restart-only, credentials secret."""
+    """Without a policy file the demo shape is fail-safe: every leaf restart-only, credentials secret."""
     hot, restart, secret = split(Schema(AdrConfig))
     assert hot == set() and len(restart) == 11 and secret == ADR_SECRET
 
 
 def test_web_service_reproduces_the_adr_split_exactly() -> None:
-    """web-service.yaml: hot exactly the ADR's five leaves; server, database and both credentials restart-only."""
+    """web-service.yaml: hot exactly the web service split's five leaves; server, database
+    and both credentials restart-only."""
     hot, restart, secret = split(schema_with(WEB))
     assert hot == ADR_HOT
     assert restart == {
@@ -63,7 +64,7 @@ def test_web_service_reproduces_the_adr_split_exactly() -> None:
 
 
 def test_adr_policy_constant_matches_the_file() -> None:
-    """`ADR_POLICY` (shipped in the package) states the same globs as policies/web-service.yaml."""
+    """`ADR_POLICY` (shipped in the package) states the same globs as selreload/policies/web-service.yaml."""
     loaded = sr.load_policy_file(WEB)
     assert (loaded.hot, loaded.restart, loaded.secret) == (ADR_POLICY.hot, ADR_POLICY.restart, ADR_POLICY.secret)
 

@@ -16,10 +16,10 @@ LEVEL = Change("logging.level", "info", "debug", Policy.HOT)
 
 
 def test_change_line_masks_secrets_and_shows_unset() -> None:
-    """`path old -> new`, values as people read them; a secret is `***`, a missing side `UNSET`."""
-    assert change_line(LEVEL) == "logging.level 'info' -> 'debug'"
+    """`path old -> new`, values as people read them; a secret is `***`, a missing side `(absent)`."""
+    assert change_line(LEVEL) == 'logging.level "info" -> "debug"'
     assert change_line(SECRET) == "auth.token *** -> ***"
-    assert change_line(Change("flags.beta", UNSET, True)) == "flags.beta UNSET -> True"
+    assert change_line(Change("flags.beta", UNSET, True)) == "flags.beta (absent) -> true"
     assert repr(SECRET) == f"Change('auth.token', {transition(SECRET)}, restart_only)"
 
 
@@ -53,7 +53,7 @@ def test_plan_table_is_the_plans_table() -> None:
     plan = Plan(steps=(PlannedChange(LEVEL, Action.APPLY, ("LogLevel",)), PlannedChange(SECRET, Action.REJECT)))
     assert plan.table() == plan_table(plan) == str(plan)
     lines = plan_table(plan, appliers=False).splitlines()
-    assert lines[1].split() == ["logging.level", "'info'", "'debug'", "hot", "apply"]
+    assert lines[1].split() == ["logging.level", '"info"', '"debug"', "hot", "apply"]
     assert lines[2].split()[:5] == ["auth.token", "***", "***", "restart_only", "(secret)"]
     assert lines[2].endswith("reject: restart required")
     assert "apply via LogLevel" in plan.table()
@@ -96,3 +96,23 @@ def test_every_module_formats_changes_through_present() -> None:
             assert "render(c.old" not in text and "render(self.old" not in text, path
         if path.name.startswith(("_audit", "_cli", "_present", "_result", "_log", "_explain")):
             assert text.count("\n") < 450, path
+
+
+def test_audit_text_of_a_denied_call_has_no_version_and_values_as_json() -> None:
+    """`audit show` of a refused admin call prints no `vNone`; change values are JSON, a
+    secret `***` bare, as everywhere."""
+    from selreload._present import audit_text
+
+    denied = {"ts": "2026-01-01T00:00:00", "config": "demo", "version": None, "outcome": "denied"}
+    denied |= {"trigger": "POST /reload", "actor": "127.0.0.1", "errors": ["missing bearer token"], "count": 3}
+    text = audit_text(denied)
+    assert "vNone" not in text and text.splitlines()[0].startswith("2026-01-01 00:00:00  demo  DENIED")
+    assert "(x3)" in text
+    change = {"path": "auth.token", "old": "***", "new": "***", "action": "reject"}
+    applied = {
+        "version": 2,
+        "outcome": "applied",
+        "changes": [change, {**change, "path": "a", "old": None, "new": True}],
+    }
+    lines = audit_text(applied).splitlines()
+    assert lines[1:] == ["    auth.token: *** -> ***  (restart pending)", "    a: null -> true  (restart pending)"]

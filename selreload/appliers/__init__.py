@@ -10,7 +10,7 @@ previous state on rollback, and is safe to read from any thread while a reload r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._flags import FeatureFlags
 from ._jwt import JwtTtl
@@ -18,10 +18,10 @@ from ._loggers import LoguruLevel, StructlogLevel
 from ._logging import LogLevel
 from ._netlist import NetworkList
 from ._ratelimit import RateLimit
-from ._sampler import Sampler
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._openfeature import OpenFeatureProvider
+    from ._sampler import Sampler
 
 __all__ = [
     "FeatureFlags",
@@ -36,10 +36,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy: `import selreload.appliers` must work without openfeature-sdk installed.
+def __getattr__(name: str) -> _typing.Any:
+    # Sampler and OpenFeatureProvider load on first use: one is an OpenTelemetry SDK sampler
+    # (the SDK is the `otel` extra), the other needs openfeature-sdk (`openfeature`); the
+    # other appliers need only the library.
+    if name == "Sampler":
+        from ._sampler import Sampler
+
+        globals()["Sampler"] = Sampler
+        return Sampler
     if name == "OpenFeatureProvider":
         from ._openfeature import OpenFeatureProvider
 
+        globals()["OpenFeatureProvider"] = OpenFeatureProvider
         return OpenFeatureProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module 'selreload.appliers' has no attribute {name!r}")

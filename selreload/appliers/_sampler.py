@@ -9,14 +9,19 @@ from typing import Any, Final
 
 import attrs
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import sampling
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .._change import Change
+from .._package import missing
 from .._snapshot import Snapshot
 from ._common import Undo, paths_of, section_values
+
+try:
+    from opentelemetry.sdk.trace import sampling
+except ModuleNotFoundError as exc:  # the SDK is the `otel` extra: one line naming it
+    raise missing(exc, feature="appliers.Sampler") from None
 
 # The names of OTEL_TRACES_SAMPLER, so a config reads like the environment variable.
 _BUILDERS: Final[dict[str, Callable[[float | None], sampling.Sampler]]] = {

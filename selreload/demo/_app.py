@@ -19,6 +19,7 @@ import os
 import pathlib
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
@@ -31,10 +32,11 @@ from starlette.routing import Mount, Route
 
 from .._audit import AuditLog
 from .._errors import ConfigError, PolicyError
+from .._package import POLICIES_DIR, MissingExtraError, need
 from .._policy import PolicyInput
 from .._present import Painter, narrate, narrate_denied
 from .._reloader import Reloader
-from .._result import ReloadResult
+from .._result import Outcome, ReloadResult
 from .._values import format_duration
 from ..appliers import FeatureFlags, JwtTtl, LogLevel, Sampler
 from ..asgi import LOOPBACK_HOSTS, PinMiddleware, admin_app
@@ -50,8 +52,8 @@ log = logging.getLogger("selreload.demo")
 
 
 def policy() -> PolicyInput:
-    """`policies/web-service.yaml` from a source checkout, else the same split in code."""
-    file = pathlib.Path(__file__).resolve().parents[2] / "policies" / "web-service.yaml"
+    """The shipped `selreload/policies/web-service.yaml`, else (a trimmed install) the same split in code."""
+    file = POLICIES_DIR / "web-service.yaml"
     return file if file.is_file() else ADR_POLICY
 
 
@@ -75,6 +77,12 @@ class Narrator:
             return self.audit.record(result, config=config, digest=digest)
         finally:
             self._say(narrate(result, paint=self.paint))
+
+    def recovered(self, result: ReloadResult) -> None:
+        """Tell the terminal that a good attempt followed a failed one without changing
+        anything (a broken file restored): no audit record, but the person fixing it
+        wants to see that it worked."""
+        self._say(narrate(result, paint=self.paint))
 
     def record_denied(self, *, config: str, actor: str | None, action: str, reason: str, **extra: Any) -> Any:
         try:
@@ -173,7 +181,24 @@ class _NotNarrated(logging.Filter):
         return record.name not in self.NARRATED or record.exc_info is not None
 
 
+class _Recovered(logging.Handler):
+    # The one outcome the narrator never sees: UNCHANGED is not audited, yet after a
+    # failure it is news (the file was fixed). The library logs it with the result.
+    def __init__(self, narrator: Narrator) -> None:
+        super().__init__(logging.INFO)
+        self.narrator = narrator
+
+    def emit(self, record: logging.LogRecord) -> None:
+        result = getattr(record, "selreload_result", None)
+        if not (isinstance(result, ReloadResult) and getattr(record, "selreload_recovered", False)):
+            return
+        if result.outcome is Outcome.UNCHANGED:
+            self.narrator.recovered(result)
+
+
 def _setup_logging() -> None:
+    # One format for everything the demo logs, uvicorn included (its own config is off,
+    # and so is its access log: a Prometheus scrape every 2 s would flood the terminal).
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(_NotNarrated())
@@ -245,6 +270,22 @@ def admin_token(directory: pathlib.Path) -> tuple[str, pathlib.Path | None]:
     return token, file
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port` (IPv6 when `host` is), as uvicorn would bind it."""
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bare, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def _banner(
     demo: Demo, *, host: str, port: int, token: str, token_file: pathlib.Path | None, terminal: bool
 ) -> Iterator[str]:
@@ -288,9 +329,9 @@ def run(
     """
     out = out or sys.stdout
     try:
-        import uvicorn
-    except ImportError:
-        print("selreload: error: the demo needs uvicorn: pip install 'uvicorn>=0.29'", file=sys.stderr)
+        uvicorn: Any = need("uvicorn", feature="selreload demo")
+    except MissingExtraError as exc:
+        print(f"selreload: error: {exc}", file=sys.stderr)
         return 1
     if host is not None and _refuse_remote(host, allow_remote=allow_remote, err=sys.stderr):
         return 1
@@ -301,6 +342,7 @@ def run(
     token, token_file = admin_token(config.parent)
     try:
         demo = Demo(config, out=out)
+        logging.getLogger("selreload.reload").addHandler(_Recovered(demo.audit))
         demo.reloader.start()
     except (ConfigError, PolicyError) as exc:
         print(
@@ -313,19 +355,34 @@ def run(
             return 1
         host = host or live.host
         port = port if port is not None else live.port
+        # Bound before the banner: a busy port is one line, not a banner then Errno 98.
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            print(
+                f"selreload: error: cannot serve on {host}:{port}: {exc.strerror or exc}"
+                f" (another demo running? pass --port N, or set server.port in {config})",
+                file=sys.stderr,
+            )
+            return 1
         if hasattr(demo.reloader, "install_signal_handler"):
             demo.reloader.install_signal_handler(signal.SIGHUP)
         terminal = out.isatty()
         for line in _banner(demo, host=host, port=port, token=token, token_file=token_file, terminal=terminal):
             print(line, file=out, flush=True)
         app = demo.app(token=token, allowed_hosts=admin_hosts(host))
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, log_level="info", lifespan="off", access_log=False, log_config=None
+            )
+        )
         # uvicorn re-raises the signal that stopped it once it has shut down; handlers that
         # do nothing let us stop the watchers and exit 0 instead of dying by the signal.
         previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            server.run()
+            server.run(sockets=[sock])
         finally:
+            sock.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
     finally:

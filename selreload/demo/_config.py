@@ -2,11 +2,12 @@
 
 `AdrConfig` declares no hot field: every leaf is restart-only (the fail-safe default) and
 the two credentials are secrets. What is hot comes from a policy file,
-`policies/web-service.yaml`, which `ADR_POLICY` states in code for installs that do not
-carry the `policies/` directory:
+`selreload/policies/web-service.yaml` (shipped in the package), which `ADR_POLICY` also
+states in code:
 
     sr.Reloader(AdrConfig, sources=[...], policies=ADR_POLICY)            # or the file
-    sr.Reloader(AdrConfig, sources=[...], policies="policies/web-service.yaml")
+    shipped = importlib.resources.files("selreload") / "policies"
+    sr.Reloader(AdrConfig, sources=[...], policies=shipped / "web-service.yaml")
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ RESTART: Final = ("server.host", "server.port", "database.*", "auth.jwt_secret",
 SECRET: Final = ("auth.jwt_secret", "auth.admin_master_password")
 
 ADR_POLICY: Final = PolicySet(hot=HOT, restart=RESTART, secret=SECRET, source="selreload.demo:ADR_POLICY")
-"""The web service split, the same as `policies/web-service.yaml`."""
+"""The web service split, the same as the shipped `selreload/policies/web-service.yaml`."""
 
 
 DEFAULT_CONFIG = """\
@@ -103,7 +104,7 @@ DEFAULT_CONFIG = """\
 #
 # Hot (applied live):       logging.level, api.v2_enabled, telemetry.sampler.*, auth.jwt.ttl
 # Restart-only (rejected live, reported as "restart pending"): server.*, database.*, secrets
-# Policies: policies/web-service.yaml
+# Policies: web-service.yaml (selreload policies --list)
 
 server:
   host: {host}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import ConfigError, Issue
-from .._etcd_client import LoopThread, Session, client_errors, parse_endpoints, show_endpoints
+from .._etcd_client import LoopThread, Session, client_errors, parse_endpoints, require_client, show_endpoints
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._typing import Layer, NotifyFn, Watcher
@@ -78,6 +78,7 @@ class Etcd:
         if lease_ttl < 1:
             raise ValueError(f"lease_ttl must be at least 1 second, got {lease_ttl!r}")
         self.endpoints = parse_endpoints(endpoints)
+        require_client()  # without the `etcd` extra: fail here, in one line naming it
         self.key = key
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.status_prefix = (status_prefix or f"{key}.status").rstrip("/")

@@ -26,7 +26,7 @@ from ._mask import MaskRules
 from ._policy import load_policy_file
 from ._reloader import Reloader, State
 from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
-from ._schema import PolicySet, config, field, hot, restart_only, secret
+from ._schema import Hot, PolicySet, RestartOnly, Secret, config, field, hot, restart_only, secret
 from ._snapshot import Snapshot
 from ._values import format_duration
 from .sources import Env, Etcd, JsonFile, TomlFile, YamlFile, layered
@@ -44,6 +44,7 @@ __all__ = [
     "Env",
     "Etcd",
     "Explanation",
+    "Hot",
     "Issue",
     "JsonFile",
     "MaskRules",
@@ -55,6 +56,8 @@ __all__ = [
     "PolicySet",
     "ReloadResult",
     "Reloader",
+    "RestartOnly",
+    "Secret",
     "SelreloadError",
     "Snapshot",
     "State",

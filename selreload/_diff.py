@@ -124,9 +124,12 @@ def digest(flat: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
     for path, value in flat.items():
         # to_plain returns these as they are; skipping the call made a 10,000-leaf digest 10x faster.
-        plain = value if type(value) in _PLAIN else to_plain(value)
-        if callable(getattr(plain, "get_secret_value", None)):
-            plain = plain.get_secret_value()  # pydantic's SecretStr renders as '****': a new secret is a new digest
+        if type(value) in _PLAIN:
+            plain = value
+        elif callable(getattr(value, "get_secret_value", None)):
+            plain = value.get_secret_value()  # pydantic's SecretStr renders as '****': a new secret is a new digest
+        else:
+            plain = to_plain(value)
         h.update(f"{path}={plain!r}\n".encode())
     return h.hexdigest()
 

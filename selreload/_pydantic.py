@@ -287,7 +287,7 @@ def _where(path: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _message(err: Any, secret: bool, guard: Guard) -> str:
+def _message(err: pydantic_core.ErrorDetails, secret: bool, guard: Guard) -> str:
     typ, msg = err["type"], err["msg"]
     if typ == "missing":
         return "required key is missing"
@@ -295,7 +295,7 @@ def _message(err: Any, secret: bool, guard: Guard) -> str:
         if secret:
             return WITHHELD_SECRET.format(what="validator")
         text = msg.removeprefix("Value error, ")
-        exc = ValueError() if typ == "value_error" else AssertionError() if typ == "assertion_error" else ValueError()
+        exc: Exception = AssertionError() if typ == "assertion_error" else ValueError()
         return guard.text(text, what="the validator failed", exc=exc)
     text = msg[:1].lower() + msg[1:]
     value = err.get("input")

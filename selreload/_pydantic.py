@@ -191,38 +191,23 @@ def _raw_fn(fail: Callable[[list[Issue], str, str], object]) -> StructureFn:
 
 def model_fn(st: Structurer, cls: type[BaseModel], secret: bool) -> StructureFn:
     """The strict structuring function of a pydantic model class."""
-    from ._structure import BAD, unknown_keys
+    from ._structure import BAD
 
     _complete(cls)
-    specs: list[tuple[str, StructureFn, bool]] = []
+    specs: list[tuple[str, str, StructureFn, bool]] = []
     for name, info in cls.model_fields.items():
         sec = secret or hidden(cls, name)
         fn = _raw_fn(st.fail) if _raw(cls, name, info) else st.fn(info.annotation, sec)
-        specs.append((name, fn, info.is_required()))
+        specs.append((name, name, fn, info.is_required()))
     names = frozenset(cls.model_fields)
     name_list = sorted(names)
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
-        if type(v) is EnvText:
-            v = st.from_json(v, path, issues, "a mapping")
-            if v is BAD:
-                return BAD
-        if not isinstance(v, Mapping):
-            return st.fail(issues, path, f"expected a mapping, got {_kind(v)}")
         before = len(issues)
-        unknown_keys(v, names, name_list, path, issues)
-        kwargs: dict[str, Any] = {}
-        skip: set[str] = set()
-        for name, f, required in specs:
-            if name in v:
-                out = f(v[name], join(path, name), issues)
-                if out is BAD:
-                    skip.add(name)
-                else:
-                    kwargs[name] = out
-            elif required:
-                issues.append(Issue(join(path, name), "required key is missing"))
-                skip.add(name)
+        found = st.node_fields(v, path, issues, specs, names, name_list)
+        if found is None:
+            return BAD
+        kwargs, skip = found
         try:
             inst = _validate(cls, kwargs)
         except ValidationError as exc:
@@ -232,12 +217,6 @@ def model_fn(st: Structurer, cls: type[BaseModel], secret: bool) -> StructureFn:
         return BAD if len(issues) > before else _freeze(inst)
 
     return s
-
-
-def _kind(value: Any) -> str:
-    from ._values import kind
-
-    return kind(value)
 
 
 _JSON_TYPES: Final = (str, int, float, bool, type(None), list, dict)

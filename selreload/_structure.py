@@ -19,7 +19,7 @@ import pathlib
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -415,6 +415,42 @@ class Structurer:
 
         return s
 
+    def node_fields(
+        self,
+        v: Any,
+        path: str,
+        issues: list[Issue],
+        specs: Sequence[tuple[str, str, StructureFn, bool]],
+        names: frozenset[str],
+        name_list: list[str],
+    ) -> tuple[dict[str, Any], set[str]] | None:
+        """The fields of a node's mapping, structured: `({key: value}, names that failed or
+        are missing)`, or None (an issue recorded) when `v` is not a mapping.
+
+        `specs` holds `(name, keyword, function, required)` per field.
+        """
+        if type(v) is EnvText:
+            v = self.from_json(v, path, issues, "a mapping")
+            if v is _BAD:
+                return None
+        if not isinstance(v, Mapping):
+            self.fail(issues, path, f"expected a mapping, got {kind(v)}")
+            return None
+        unknown_keys(v, names, name_list, path, issues)
+        kwargs: dict[str, Any] = {}
+        failed: set[str] = set()
+        for name, keyword, f, required in specs:
+            if name in v:
+                out = f(v[name], join(path, name), issues)
+                if out is _BAD:
+                    failed.add(name)
+                else:
+                    kwargs[keyword] = out
+            elif required:
+                issues.append(Issue(join(path, name), "required key is missing"))
+                failed.add(name)
+        return kwargs, failed
+
     def _class(self, cls: type[Any], secret: bool) -> StructureFn:
         fields = [a for a in attrs.fields(attrs.resolve_types(cls)) if a.init]
         specs: list[tuple[str, str, StructureFn, bool]] = []
@@ -427,22 +463,11 @@ class Structurer:
         name_list = sorted(names)
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
-            if type(v) is EnvText:
-                v = self.from_json(v, path, issues, "a mapping")
-                if v is _BAD:
-                    return _BAD
-            if not isinstance(v, Mapping):
-                return self._fail(issues, path, f"expected a mapping, got {kind(v)}")
             before = len(issues)
-            unknown_keys(v, names, name_list, path, issues)
-            kwargs = {}
-            for name, alias, f, required in specs:
-                if name in v:
-                    out = f(v[name], join(path, name), issues)
-                    if out is not _BAD:
-                        kwargs[alias] = out
-                elif required:
-                    issues.append(Issue(join(path, name), "required key is missing"))
+            found = self.node_fields(v, path, issues, specs, names, name_list)
+            if found is None:
+                return _BAD
+            kwargs = found[0]
             if len(issues) > before:
                 # Still run the validators of the fields that did structure: all at once.
                 collect_validation_issues(cls, kwargs, path, issues, secrets, partial=True)

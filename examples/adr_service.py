@@ -102,10 +102,11 @@ class Service:
         }
 
 
-def build(path: pathlib.Path, *, registry: CollectorRegistry | None = None) -> Service:
-    """A Reloader over `path` with the web-service policy and the four built-in appliers."""
+def build(path: pathlib.Path, *, registry: CollectorRegistry | None = None, schema: type[Any] = AdrConfig) -> Service:
+    """A Reloader over `path` with the web-service policy and the four built-in appliers
+    (`schema`: `AdrConfig`, or its pydantic twin `examples.pydantic_models.AdrConfig`)."""
     reloader = sr.Reloader(
-        AdrConfig,
+        schema,
         [sr.YamlFile(path, watch=False)],  # the example reloads explicitly
         policies=POLICY,
         registry=registry if registry is not None else CollectorRegistry(),
@@ -136,12 +137,12 @@ class Observed:
     pending: dict[str, list[str]] = attrs.field(factory=dict)
 
 
-def run(directory: pathlib.Path, *, say: Callable[[str], None] = print) -> Observed:
+def run(directory: pathlib.Path, *, say: Callable[[str], None] = print, schema: type[Any] = AdrConfig) -> Observed:
     """Change every hot field live, then try every restart-only one."""
     path = directory / "config.yaml"
     text = INITIAL
     path.write_text(text, encoding="utf-8")
-    service = build(path)
+    service = build(path, schema=schema)
     reloader = service.reloader
     seen = Observed(service)
     try:

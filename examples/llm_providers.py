@@ -94,12 +94,13 @@ class Observed:
     answers: list[str] = attrs.field(factory=list)
 
 
-def run(directory: pathlib.Path, *, say: Callable[[str], None] = print) -> Observed:
-    """Start on INITIAL, apply a model change live, then refuse an invalid edit."""
+def run(directory: pathlib.Path, *, say: Callable[[str], None] = print, schema: type[Any] = LlmConfig) -> Observed:
+    """Start on INITIAL, apply a model change live, then refuse an invalid edit (`schema`:
+    `LlmConfig`, or its pydantic twin `examples.pydantic_models.LlmConfig`)."""
     path = directory / "llm.yaml"
     path.write_text(INITIAL, encoding="utf-8")
     # watch=False: the example reloads explicitly; a service would let the file watcher do it.
-    reloader = sr.Reloader(LlmConfig, [sr.YamlFile(path, watch=False)], name="llm")
+    reloader = sr.Reloader(schema, [sr.YamlFile(path, watch=False)], name="llm")
     router = Router()
     reloader.on("providers", router.update)
     seen = Observed(reloader, router)

@@ -31,7 +31,7 @@ if _typing.TYPE_CHECKING:
     from ._policy import load_policy_file
     from ._reloader import Reloader, State
     from ._result import Action, Outcome, Plan, PlannedChange, ReloadResult
-    from ._schema import PolicySet, config, field, hot, restart_only, secret
+    from ._schema import Hot, PolicySet, RestartOnly, Secret, config, field, hot, restart_only, secret
     from ._snapshot import Snapshot
     from ._values import format_duration
     from .sources import DotEnv, Env, Etcd, JsonFile, SecretsDir, TomlFile, YamlFile, layered
@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
     "Env": ".sources",
     "Etcd": ".sources",
     "Explanation": "._explain",
+    "Hot": "._schema",
     "Issue": "._errors",
     "JsonFile": ".sources",
     "MaskRules": "._mask",
@@ -64,6 +65,8 @@ _LAZY: dict[str, str] = {
     "PolicySet": "._schema",
     "ReloadResult": "._result",
     "Reloader": "._reloader",
+    "RestartOnly": "._schema",
+    "Secret": "._schema",
     "SecretsDir": ".sources",
     "SelreloadError": "._errors",
     "Snapshot": "._snapshot",
@@ -101,6 +104,7 @@ __all__ = [
     "Env",
     "Etcd",
     "Explanation",
+    "Hot",
     "Issue",
     "JsonFile",
     "MaskRules",
@@ -112,6 +116,8 @@ __all__ = [
     "PolicySet",
     "ReloadResult",
     "Reloader",
+    "RestartOnly",
+    "Secret",
     "SecretsDir",
     "SelreloadError",
     "Snapshot",

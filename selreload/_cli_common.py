@@ -80,7 +80,8 @@ def load_schema(spec: str) -> type[Any]:
         obj = getattr(obj, part)
     if not is_config(obj):
         raise CliError(
-            f"--schema {spec}: {attr} is not a config class ({type(obj).__name__}); decorate it with @selreload.config"
+            f"--schema {spec}: {attr} is not a config class ({type(obj).__name__}); "
+            "decorate it with @selreload.config, or pass a pydantic model"
         )
     return typing.cast(type[Any], obj)
 

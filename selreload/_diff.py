@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ._backend import rebuild
 from ._change import UNSET, Change
 from ._paths import join
 from ._schema import Schema
@@ -71,7 +72,7 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any], schema: Schema) -> list
 def apply_changes(config: Any, changes: Iterable[Change], schema: Schema) -> Any:
     """A copy of `config` with every change's `new` value set, built in one pass.
 
-    Each changed node is rebuilt once (`attrs.evolve`), so its validators run again on
+    Each changed node is rebuilt once (`attrs.evolve`, pydantic `model_validate`), so its validators run again on
     the values that will actually go live; unchanged subtrees are shared, not copied.
 
     Raises:
@@ -112,11 +113,10 @@ class _Leaf:
 
 
 def _rebuild(obj: Any, tree: Mapping[str, Any]) -> Any:
-    aliases = {a.name: a.alias or a.name for a in attrs.fields(type(obj))}
-    kwargs = {}
-    for name, sub in tree.items():
-        kwargs[aliases[name]] = sub.value if isinstance(sub, _Leaf) else _rebuild(getattr(obj, name), sub)
-    return attrs.evolve(obj, **kwargs)
+    changes = {
+        name: sub.value if isinstance(sub, _Leaf) else _rebuild(getattr(obj, name), sub) for name, sub in tree.items()
+    }
+    return rebuild(obj, changes)
 
 
 def digest(flat: Mapping[str, Any]) -> str:
@@ -124,7 +124,12 @@ def digest(flat: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
     for path, value in flat.items():
         # to_plain returns these as they are; skipping the call made a 10,000-leaf digest 10x faster.
-        plain = value if type(value) in _PLAIN else to_plain(value)
+        if type(value) in _PLAIN:
+            plain = value
+        elif callable(getattr(value, "get_secret_value", None)):
+            plain = value.get_secret_value()  # pydantic's SecretStr renders as '****': a new secret is a new digest
+        else:
+            plain = to_plain(value)
         h.update(f"{path}={plain!r}\n".encode())
     return h.hexdigest()
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ._backend import declared_secret, field_names
 from ._paths import join
 from ._values import UNSET, EnvText, ordered, scalar_to_plain
 
@@ -123,8 +124,9 @@ def url_passwords(value: Any) -> list[str]:
         return [p for v in value.values() for p in url_passwords(v)]
     if isinstance(value, list | tuple | frozenset | set):
         return [p for v in value for p in url_passwords(v)]
-    if attrs.has(type(value)):
-        return [p for a in attrs.fields(type(value)) for p in url_passwords(getattr(value, a.name, None))]
+    names = field_names(type(value))
+    if names is not None:
+        return [p for name in names for p in url_passwords(getattr(value, name, None))]
     return []
 
 
@@ -153,7 +155,7 @@ def value_repr(value: Any) -> str:
     """`repr(value)` with URL passwords masked in every string inside it."""
     if isinstance(value, str):
         return repr(mask_url(str(value)))
-    if type(value) in _SCALARS or attrs.has(type(value)):
+    if type(value) in _SCALARS or field_names(type(value)) is not None:
         return repr(value)  # a config instance's repr masks its own secrets
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{value_repr(k)}: {value_repr(v)}" for k, v in value.items()) + "}"
@@ -232,11 +234,7 @@ def hidden(cls: type, name: str, key: object = None) -> bool:
 
 
 def _resolve(cls: type, name: str, key: object) -> bool:
-    # Imported here: `_schema` imports this module; the cache makes it a once-per-field cost.
-    from ._schema import is_secret_field
-
-    field = attrs.fields_dict(cls).get(name)
-    if key is None and field is not None and is_secret_field(field):
+    if key is None and declared_secret(cls, name):
         return True
     sub = name if key is None else f"{name}.{key}"
     places = [(schema, path) for ref, path in _PLACES.get(cls, ()) if (schema := ref()) is not None]
@@ -270,16 +268,17 @@ def _walk(value: Any, schema: Schema | None, path: str) -> Any:
     if schema is not None and path and schema.policy_of(path)[1]:
         return MASK
     cls = type(value)
-    if attrs.has(cls):
+    names = field_names(cls)
+    if names is not None:
         out: dict[str, Any] = {}
-        for a in attrs.fields(cls):
-            v = getattr(value, a.name)
-            if hidden(cls, a.name):
-                out[a.name] = MASK
-            elif schema is None and isinstance(v, Mapping) and not attrs.has(type(v)):
-                out[a.name] = {str(k): MASK if hidden(cls, a.name, k) else _walk(x, None, "") for k, x in v.items()}
+        for name in names:
+            v = getattr(value, name)
+            if hidden(cls, name):
+                out[name] = MASK
+            elif schema is None and isinstance(v, Mapping) and field_names(type(v)) is None:
+                out[name] = {str(k): MASK if hidden(cls, name, k) else _walk(x, None, "") for k, x in v.items()}
             else:
-                out[a.name] = _walk(v, schema, join(path, a.name))
+                out[name] = _walk(v, schema, join(path, name))
         return out
     if isinstance(value, str):
         return mask_url(str(value))
@@ -343,9 +342,11 @@ def _forms(values: Iterable[Any]) -> Iterable[str]:
             yield from _forms(v.values())
         elif isinstance(v, list | tuple | frozenset | set):
             yield from _forms(v)
-        elif attrs.has(type(v)):
-            yield from _forms(getattr(v, a.name, None) for a in attrs.fields(type(v)))
+        elif (names := field_names(type(v))) is not None:
+            yield from _forms(getattr(v, name, None) for name in names)
             continue
+        elif callable(getattr(v, "get_secret_value", None)):
+            v = v.get_secret_value()  # pydantic's SecretStr: a message may quote what it holds
         for form in (str(v), repr(v)):
             if form and form != "''":
                 yield form
@@ -357,14 +358,15 @@ def secrets_inside(value: Any) -> list[Any]:
     cls = type(value)
     if isinstance(value, str):
         return list(url_passwords(value))
-    if attrs.has(cls):
+    names = field_names(cls)
+    if names is not None:
         out: list[Any] = []
-        for a in attrs.fields(cls):
-            v = getattr(value, a.name, None)
-            if hidden(cls, a.name):
+        for name in names:
+            v = getattr(value, name, None)
+            if hidden(cls, name):
                 out.append(v)
-            elif isinstance(v, Mapping) and not attrs.has(type(v)):
-                out += [x for k, x in v.items() if hidden(cls, a.name, k)]
+            elif isinstance(v, Mapping) and field_names(type(v)) is None:
+                out += [x for k, x in v.items() if hidden(cls, name, k)]
                 out += [s for x in v.values() for s in secrets_inside(x)]
             else:
                 out += secrets_inside(v)

@@ -1,5 +1,6 @@
-"""Declaring config classes (`config`, `hot`, `restart_only`, `secret`, `field`) and
-compiling one into a `Schema`: every leaf path with its type and resolved policy."""
+"""Declaring config classes (`config`, `hot`, `restart_only`, `secret`, `field`; the
+`Hot`, `RestartOnly`, `Secret` markers of pydantic fields) and compiling one into a
+`Schema`: every leaf path with its type and resolved policy."""
 
 from __future__ import annotations
 
@@ -11,23 +12,31 @@ from typing import Any, Final, TypeVar, dataclass_transform, overload
 
 import attrs
 
+from . import _backend
+from ._backend import META as _META
+from ._backend import FieldPolicy
 from ._change import Policy
 from ._errors import PolicyError
 from ._mask import DEFAULT_RULES, MaskRules, config_repr, masked_repr, register
 from ._paths import ancestors, did_you_mean, hint, matches
 
-_META: Final = "selreload"
 _MARK: Final = "__selreload_config__"
 
 T = TypeVar("T")
 
 
-@attrs.frozen
-class FieldPolicy:
-    """What a field declares: an explicit policy (or `None`: inherit) and secrecy."""
+Hot: Final = FieldPolicy(policy=Policy.HOT)
+"""The marker of a hot pydantic field: `level: Annotated[str, sr.Hot] = "info"`."""
 
-    policy: Policy | None = None
-    secret: bool = False
+RestartOnly: Final = FieldPolicy(policy=Policy.RESTART_ONLY)
+"""The marker of a restart-only pydantic field: `port: Annotated[int, sr.RestartOnly]`."""
+
+
+def Secret(*, hot: bool = False) -> FieldPolicy:
+    """The marker of a secret pydantic field: masked everywhere, restart-only unless
+    `hot=True` (`password: Annotated[str, sr.Secret()]`). `SecretStr` and `SecretBytes`
+    fields are secrets without it."""
+    return FieldPolicy(policy=Policy.HOT if hot else Policy.RESTART_ONLY, secret=True)
 
 
 def field(*, policy: Policy | None = None, **kwargs: Any) -> Any:
@@ -90,8 +99,8 @@ def config(maybe_cls: type[T] | None = None, /, **kwargs: Any) -> Any:
 
 
 def is_config(obj: object) -> bool:
-    """Whether `obj` is an attrs class (selreload treats every attrs class as a node)."""
-    return isinstance(obj, type) and attrs.has(obj)
+    """Whether `obj` is a config node class: any attrs class, or a pydantic model."""
+    return _backend.is_node(obj)
 
 
 def is_secret_field(a: attrs.Attribute[Any]) -> bool:
@@ -171,7 +180,7 @@ class Schema:
     """The leaves of a config class with their resolved policies.
 
     Args:
-        cls: a `@sr.config` (or any attrs) class.
+        cls: a `@sr.config` (or any attrs) class, or a pydantic model.
         policies: `PolicySet`s applied in order after the declared policies.
         mask: the credential rules: leaves named like credentials are secret (masked).
 
@@ -181,7 +190,9 @@ class Schema:
 
     def __init__(self, cls: type[Any], *, policies: Iterable[PolicySet] = (), mask: MaskRules | None = None) -> None:
         if not is_config(cls):
-            raise TypeError(f"{cls!r} is not a config class; decorate it with @selreload.config")
+            raise TypeError(
+                f"{cls!r} is not a config class; decorate it with @selreload.config, or pass a pydantic model"
+            )
         self.cls = cls
         self.policies = tuple(policies)
         self.mask = DEFAULT_RULES if mask is None else mask
@@ -206,8 +217,8 @@ class Schema:
             elif tp not in chain and (tp, path) not in seen:  # a recursive type stops here
                 seen.add((tp, path))
                 register(tp, self, path)
-                for a in attrs.fields(attrs.resolve_types(tp)):
-                    inner(a.type, f"{path}.{a.name}", chain | {tp})
+                for f in _backend.fields(tp):
+                    inner(f.type, f"{path}.{f.name}", chain | {tp})
 
         for prefix, node in self.nodes.items():
             register(node, self, prefix.rstrip("."))
@@ -217,15 +228,9 @@ class Schema:
 
     def _walk(self, cls: type[Any], prefix: str, inherited: Policy | None, secret: bool, ruled: bool = False) -> None:
         self.nodes[prefix] = cls
-        try:
-            hints = attrs.resolve_types(cls)
-        except NameError as exc:
-            raise TypeError(
-                f"cannot resolve the annotations of {cls.__qualname__} ({exc}): define config classes "
-                "at module level, or refer to nested classes that exist when the schema is built"
-            ) from None
-        for a in attrs.fields(hints):
-            meta = a.metadata.get(_META)
+        _backend.prepare(cls)
+        for a in _backend.fields(cls):
+            meta = a.declared
             policy = meta.policy if meta is not None and meta.policy is not None else inherited
             is_secret = secret or (meta is not None and meta.secret)
             if is_secret and (meta is None or meta.policy is None) and policy is None:

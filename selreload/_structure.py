@@ -19,12 +19,13 @@ import pathlib
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 import cattrs
 
+from ._backend import is_pydantic
 from ._errors import Issue
 from ._guard import MAX_DEPTH
 from ._mask import MASK, hidden, show
@@ -43,7 +44,8 @@ from ._values import (
     text_problem,
 )
 
-_BAD: Final = object()  # "this value failed"; its issues are already in the list
+BAD: Final = object()  # "this value failed"; its issues are already in the list
+_BAD: Final = BAD
 
 StructureFn = Callable[[Any, str, list[Issue]], Any]
 
@@ -71,6 +73,8 @@ class Structurer:
 
     def __init__(self, schema: Schema) -> None:
         self._schema = schema
+        # A pydantic schema: models, and types selreload does not know, go to `_pydantic`.
+        self._pydantic = is_pydantic(schema.cls)
         self._fns: dict[tuple[Any, bool], StructureFn] = {}
         self._fallback = _strict_cattrs()
         self._root = self.fn(schema.cls, False)
@@ -114,6 +118,13 @@ class Structurer:
         args = typing.get_args(tp)
         if tp is Any or tp is object:
             return self._any()
+        if self._pydantic:
+            from . import _pydantic
+
+            if origin is typing.Annotated:  # constraints (`Gt`, `StringConstraints`): pydantic checks them
+                return self.fn(args[0], secret)
+            if is_pydantic(tp):
+                return _pydantic.model_fn(self, tp, secret)
         if is_config(tp):
             return self._class(tp, secret)
         if origin in (typing.Union, types.UnionType):
@@ -145,9 +156,12 @@ class Structurer:
             return self._sequence(tp, origin or tp, args, secret)
         return self._other(tp, secret)
 
-    def _fail(self, issues: list[Issue], path: str, message: str) -> object:
+    def fail(self, issues: list[Issue], path: str, message: str) -> object:
+        """Record an issue at `path` and return `BAD`."""
         issues.append(Issue(path, message))
         return _BAD
+
+    _fail = fail
 
     def _bool(self, secret: bool) -> StructureFn:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
@@ -296,7 +310,7 @@ class Structurer:
 
         return s
 
-    def _from_json(self, v: Any, path: str, issues: list[Issue], want: str) -> Any:
+    def from_json(self, v: Any, path: str, issues: list[Issue], want: str) -> Any:
         # Budgets first: the decoder recurses once per level (RecursionError at ~1,000).
         if len(v) > MAX_JSON_TEXT:
             return self._fail(
@@ -326,7 +340,7 @@ class Structurer:
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             if type(v) is EnvText:
-                v = self._from_json(v, path, issues, "a mapping")
+                v = self.from_json(v, path, issues, "a mapping")
                 if v is _BAD:
                     return _BAD
             if not isinstance(v, Mapping):
@@ -349,7 +363,9 @@ class Structurer:
         fixed = origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis)
         item_fns = [self.fn(a, secret) for a in args] if fixed else [self.fn(args[0] if args else Any, secret)]
         build: Callable[[list[Any]], Any]
-        if origin in (set, frozenset):
+        if origin is set and self._pydantic:
+            build = set  # pydantic's strict mode takes a set for `set[...]`, not a frozenset
+        elif origin in (set, frozenset):
             build = frozenset
         elif origin is tuple:
             build = tuple
@@ -358,7 +374,7 @@ class Structurer:
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             if type(v) is EnvText:
-                v = self._from_json(v, path, issues, "a list")
+                v = self.from_json(v, path, issues, "a list")
                 if v is _BAD:
                     return _BAD
             if not isinstance(v, list | tuple):
@@ -382,6 +398,10 @@ class Structurer:
         return s
 
     def _other(self, tp: Any, secret: bool) -> StructureFn:
+        if self._pydantic:
+            from . import _pydantic
+
+            return _pydantic.other_fn(self, tp, secret)
         converter = self._fallback
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
@@ -395,6 +415,42 @@ class Structurer:
 
         return s
 
+    def node_fields(
+        self,
+        v: Any,
+        path: str,
+        issues: list[Issue],
+        specs: Sequence[tuple[str, str, StructureFn, bool]],
+        names: frozenset[str],
+        name_list: list[str],
+    ) -> tuple[dict[str, Any], set[str]] | None:
+        """The fields of a node's mapping, structured: `({key: value}, names that failed or
+        are missing)`, or None (an issue recorded) when `v` is not a mapping.
+
+        `specs` holds `(name, keyword, function, required)` per field.
+        """
+        if type(v) is EnvText:
+            v = self.from_json(v, path, issues, "a mapping")
+            if v is _BAD:
+                return None
+        if not isinstance(v, Mapping):
+            self.fail(issues, path, f"expected a mapping, got {kind(v)}")
+            return None
+        unknown_keys(v, names, name_list, path, issues)
+        kwargs: dict[str, Any] = {}
+        failed: set[str] = set()
+        for name, keyword, f, required in specs:
+            if name in v:
+                out = f(v[name], join(path, name), issues)
+                if out is _BAD:
+                    failed.add(name)
+                else:
+                    kwargs[keyword] = out
+            elif required:
+                issues.append(Issue(join(path, name), "required key is missing"))
+                failed.add(name)
+        return kwargs, failed
+
     def _class(self, cls: type[Any], secret: bool) -> StructureFn:
         fields = [a for a in attrs.fields(attrs.resolve_types(cls)) if a.init]
         specs: list[tuple[str, str, StructureFn, bool]] = []
@@ -407,26 +463,11 @@ class Structurer:
         name_list = sorted(names)
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
-            if type(v) is EnvText:
-                v = self._from_json(v, path, issues, "a mapping")
-                if v is _BAD:
-                    return _BAD
-            if not isinstance(v, Mapping):
-                return self._fail(issues, path, f"expected a mapping, got {kind(v)}")
             before = len(issues)
-            for key in v:
-                if key not in names:
-                    shown = printable(key)
-                    tip = hint(str(shown), name_list, otherwise=f"; expected one of {', '.join(name_list)}")
-                    issues.append(Issue(join(path, shown), f"unknown key{tip}"))
-            kwargs = {}
-            for name, alias, f, required in specs:
-                if name in v:
-                    out = f(v[name], join(path, name), issues)
-                    if out is not _BAD:
-                        kwargs[alias] = out
-                elif required:
-                    issues.append(Issue(join(path, name), "required key is missing"))
+            found = self.node_fields(v, path, issues, specs, names, name_list)
+            if found is None:
+                return _BAD
+            kwargs = found[0]
             if len(issues) > before:
                 # Still run the validators of the fields that did structure: all at once.
                 collect_validation_issues(cls, kwargs, path, issues, secrets, partial=True)
@@ -438,6 +479,17 @@ class Structurer:
                 return _BAD
 
         return s
+
+
+def unknown_keys(
+    tree: Mapping[Any, Any], names: frozenset[str], name_list: list[str], path: str, issues: list[Issue]
+) -> None:
+    """An issue, with a "did you mean", for each key of `tree` that is not a field name."""
+    for key in tree:
+        if key not in names:
+            shown = printable(key)
+            tip = hint(str(shown), name_list, otherwise=f"; expected one of {', '.join(name_list)}")
+            issues.append(Issue(join(path, shown), f"unknown key{tip}"))
 
 
 def _json_depth(text: str) -> int:

@@ -10,8 +10,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
-import attrs
-
 
 class _Unset(enum.Enum):
     # An enum member is a singleton that survives pickling and copy.
@@ -246,8 +244,12 @@ def to_plain(value: Any) -> Any:
     """A config value as JSON-ready data, unmasked: durations as `"1h30m"`, enums by value,
     paths and dates as text, sets sorted. Anything people or files see goes through
     `_mask.masked_plain` (a whole config) or `_mask.plain` (one leaf) instead."""
-    if attrs.has(type(value)):
-        return {a.name: to_plain(getattr(value, a.name)) for a in attrs.fields(type(value))}
+    # Imported here: `_backend` imports `_change`, which imports this module.
+    from ._backend import field_names
+
+    names = field_names(type(value))
+    if names is not None:
+        return {name: to_plain(getattr(value, name)) for name in names}
     if isinstance(value, Mapping):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | frozenset | set):
@@ -270,4 +272,6 @@ def scalar_to_plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
+    if callable(getattr(value, "get_secret_value", None)):
+        return str(value)  # pydantic's SecretStr / SecretBytes render themselves masked
     return value

@@ -114,7 +114,8 @@ def test_check_missing_file_is_one_clear_line(work: pathlib.Path) -> None:
         ("appcfg:Ap", "--schema appcfg:Ap: module 'appcfg' has no attribute 'Ap'; did you mean 'App'?"),
         (
             "appcfg:NOT_A_CLASS",
-            "--schema appcfg:NOT_A_CLASS: NOT_A_CLASS is not a config class (int); decorate it with @selreload.config",
+            "--schema appcfg:NOT_A_CLASS: NOT_A_CLASS is not a config class (int); "
+            "decorate it with @selreload.config, or pass a pydantic model",
         ),
     ],
 )

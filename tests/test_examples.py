@@ -24,17 +24,26 @@ llm_providers = importlib.import_module("examples.llm_providers")
 adr_service = importlib.import_module("examples.adr_service")
 layered_fastapi = importlib.import_module("examples.layered_fastapi")
 atomic_sighup = importlib.import_module("examples.atomic_sighup")
+pydantic_models = importlib.import_module("examples.pydantic_models")
 
 SECRETS = ("first-signing-key", "second-signing-key", "first-admin-password", "second-admin-password")
+
+
+# The seed configs run on both schema backends: the attrs classes and their pydantic twins.
+LLM_SCHEMAS = pytest.mark.parametrize(
+    "llm_schema", [llm_providers.LlmConfig, pydantic_models.LlmConfig], ids=["attrs", "pydantic"]
+)
+ADR_SCHEMAS = [adr_service.AdrConfig, pydantic_models.AdrConfig]
 
 
 # --- 1. LLM providers -------------------------------------------------------------------
 
 
-def test_llm_model_change_is_live_and_subscriber_gets_old_and_new(tmp_path: pathlib.Path) -> None:
+@LLM_SCHEMAS
+def test_llm_model_change_is_live_and_subscriber_gets_old_and_new(tmp_path: pathlib.Path, llm_schema: Any) -> None:
     """A model_name edit is applied live; the subscriber receives the old and the new provider lists."""
     lines: list[str] = []
-    seen = llm_providers.run(tmp_path, say=lines.append)
+    seen = llm_providers.run(tmp_path, say=lines.append, schema=llm_schema)
     applied = seen.results[0]
     assert applied.outcome is sr.Outcome.APPLIED and [c.path for c in applied.applied] == ["providers"]
     ((old, new),) = seen.notified
@@ -43,9 +52,10 @@ def test_llm_model_change_is_live_and_subscriber_gets_old_and_new(tmp_path: path
     assert seen.answers[:2] == ["[openai:gpt-4o] hello", "[openai:gpt-4.1] hello"]
 
 
-def test_llm_invalid_edit_keeps_the_old_config(tmp_path: pathlib.Path) -> None:
+@LLM_SCHEMAS
+def test_llm_invalid_edit_keeps_the_old_config(tmp_path: pathlib.Path, llm_schema: Any) -> None:
     """A typo'd provider is INVALID with file:line:col; config, router and version stay as they were."""
-    seen = llm_providers.run(tmp_path, say=lambda _line: None)
+    seen = llm_providers.run(tmp_path, say=lambda _line: None, schema=llm_schema)
     invalid = seen.results[1]
     assert invalid.outcome is sr.Outcome.INVALID
     assert str(invalid.errors[0]).startswith(f"{tmp_path / 'llm.yaml'}:6:15: providers[1].provider: must be one of")
@@ -58,11 +68,13 @@ def test_llm_invalid_edit_keeps_the_old_config(tmp_path: pathlib.Path) -> None:
 # --- 2. the web service with a policy file ----------------------------------------------
 
 
-@pytest.fixture
-def adr_run(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> Iterator[tuple[Any, list[str]]]:
+@pytest.fixture(params=ADR_SCHEMAS, ids=["attrs", "pydantic"])
+def adr_run(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, list[str]]]:
     lines: list[str] = []
     caplog.set_level("INFO", logger="selreload")
-    yield adr_service.run(tmp_path, say=lines.append), [*lines, caplog.text]
+    yield adr_service.run(tmp_path, say=lines.append, schema=request.param), [*lines, caplog.text]
 
 
 def test_adr_each_hot_field_changes_live_through_its_applier(adr_run: tuple[Any, list[str]]) -> None:

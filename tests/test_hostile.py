@@ -12,8 +12,10 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 import attrs
+import pydantic
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -27,6 +29,15 @@ class Cfg:
     level: str = sr.hot(default="info", validator=attrs.validators.in_(["debug", "info", "warning", "error"]))
     tags: list[str] = sr.hot(factory=list)
     extra: dict[str, object] = sr.hot(factory=dict)
+
+
+class PydanticCfg(pydantic.BaseModel):
+    """`Cfg` as a pydantic model: every hostile input gets the same answer."""
+
+    name: Annotated[str, sr.Hot] = "svc"
+    level: Annotated[Literal["debug", "info", "warning", "error"], sr.Hot] = "info"
+    tags: Annotated[list[str], sr.Hot] = []
+    extra: Annotated[dict[str, object], sr.Hot] = {}
 
 
 GOOD = {
@@ -55,7 +66,7 @@ BOMB = textwrap.dedent(
 class Live:
     """A started Reloader on one real file, and the file."""
 
-    reloader: sr.Reloader[Cfg]
+    reloader: sr.Reloader[Any]
     path: pathlib.Path
 
     def assert_invalid(self, *needles: str) -> str:
@@ -76,10 +87,10 @@ class Live:
         return text
 
 
-def _start(tmp_path: pathlib.Path, fmt: str = "yaml", **kwargs: object) -> Iterator[Live]:
+def _start(tmp_path: pathlib.Path, fmt: str = "yaml", schema: type[Any] = Cfg, **kwargs: object) -> Iterator[Live]:
     path = tmp_path / f"config.{fmt}"
     path.write_text(GOOD[fmt])
-    reloader = sr.Reloader(Cfg, [SOURCES[fmt](path, watch=False, **kwargs)], registry=CollectorRegistry())  # type: ignore[arg-type]
+    reloader = sr.Reloader(schema, [SOURCES[fmt](path, watch=False, **kwargs)], registry=CollectorRegistry())  # type: ignore[arg-type]
     reloader.start()
     try:
         yield Live(reloader, path)
@@ -87,14 +98,15 @@ def _start(tmp_path: pathlib.Path, fmt: str = "yaml", **kwargs: object) -> Itera
         reloader.stop()
 
 
-@pytest.fixture
-def live(tmp_path: pathlib.Path) -> Iterator[Live]:
-    yield from _start(tmp_path)
+@pytest.fixture(params=[Cfg, PydanticCfg], ids=["attrs", "pydantic"])
+def live(tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> Iterator[Live]:
+    yield from _start(tmp_path, schema=request.param)
 
 
-@pytest.fixture(params=["yaml", "json", "toml"])
+@pytest.fixture(params=[(f, s) for f in ("yaml", "json", "toml") for s in (Cfg, PydanticCfg)])
 def live_any(tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> Iterator[Live]:
-    yield from _start(tmp_path, request.param)
+    fmt, schema = request.param
+    yield from _start(tmp_path, fmt, schema)
 
 
 def test_empty_file(live_any: Live) -> None:

@@ -7,8 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
-import attrs
-
+from .._backend import is_node
 from .._change import UNSET, Change
 
 T = TypeVar("T")
@@ -28,7 +27,7 @@ def mapping_key(path: str, config: Any) -> str | None:
     for i, part in enumerate(parts):
         if isinstance(node, Mapping):
             return ".".join(parts[i:])
-        if not attrs.has(type(node)):
+        if not is_node(type(node)):
             return None
         node = getattr(node, part, MISSING)
         if node is MISSING:
@@ -40,7 +39,7 @@ def lookup(config: Any, path: str) -> Any:
     """The value at a dotted attribute path of a config, or `MISSING`."""
     node = config
     for part in path.split("."):
-        if not attrs.has(type(node)):
+        if not is_node(type(node)):
             return MISSING
         node = getattr(node, part, MISSING)
         if node is MISSING:

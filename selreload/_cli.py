@@ -3,7 +3,7 @@ status, set, unset, completion.
 
 Exit codes: 0 success; 1 invalid config, tampered (or unverifiable) audit file or any
 runtime error; 2 a usage error (argparse), or for `plan`, restart-only changes present.
-The operations commands (audit, fleet, push, demo) live in `_cli_ops`.
+The operations commands (audit, demo, status, set) live in `_cli_ops`; fleet, push and rollout in `_cli_fleet`.
 """
 
 from __future__ import annotations
@@ -30,20 +30,18 @@ from ._cli_common import (
     add_schema,
     compile_schema,
     env_source,
-    etcd_spec,
     existing,
     file_source,
     layer_sources,
     load_schema,
 )
 from ._cli_complete import SHELLS, completion_script
+from ._cli_fleet import add_etcd, add_fleet_commands, cmd_push
 from ._cli_ops import (
     cmd_audit_head,
     cmd_audit_show,
     cmd_audit_verify,
     cmd_demo,
-    cmd_fleet_status,
-    cmd_push,
     cmd_set,
     cmd_status,
     cmd_unset,
@@ -240,24 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
-    fleet = sub.add_parser("fleet", help="the instances sharing a config in etcd").add_subparsers(
-        dest="fleet_command", required=True, metavar="status"
-    )
-    p = fleet.add_parser("status", help="one row per instance: version, revision, outcome")
-    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL", help="e.g. http://127.0.0.1:2379")
-    p.add_argument("--key", required=True)
-    p.add_argument("--status-prefix", metavar="PREFIX", help="where instances report (default: KEY.status)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
-    p.set_defaults(func=cmd_fleet_status)
+    add_fleet_commands(sub)
 
-    p = sub.add_parser("push", help="validate FILE and write it to etcd (refused when invalid)")
+    p = sub.add_parser("push", help="validate FILE and write it to etcd (refused when invalid), or roll it out")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--etcd", required=True, type=etcd_spec, metavar="URL")
-    p.add_argument("--key", required=True)
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    add_etcd(p)
     add_schema(p)
     add_policies(p)
+    p.add_argument(
+        "--canary", metavar="N|P%|STAGES", help="progressive rollout: canaries first, e.g. 1 or 10%% or 1,10%%,100%%"
+    )
+    p.add_argument(
+        "--bake", default="30s", metavar="DURATION", help="canaries stay healthy this long per stage (default 30s)"
+    )
+    p.add_argument(
+        "--stage-timeout", default="60s", metavar="DURATION", help="canaries ACK a stage within this (default 60s)"
+    )
+    p.add_argument("--status-prefix", metavar="PREFIX", help="where instances report (default: KEY.status)")
+    p.add_argument("--actor", help="who pushes (default: $SELRELOAD_ACTOR or the login name)")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("status", help="every worker sharing a control directory: version, digest, outcome")

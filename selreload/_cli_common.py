@@ -41,12 +41,12 @@ def schema_spec(text: str) -> str:
 
 def etcd_spec(text: str) -> str:
     """`--etcd` checked when parsed: a malformed endpoint is a one-line usage error."""
-    from ._etcd_client import parse_endpoints
+    from ._etcd_access import access
 
     try:
-        parse_endpoints(text)
+        access(text, environ={})  # the endpoints alone: TLS files and users are checked later
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc} (expected http://HOST:PORT[,HOST:PORT...])") from None
+        raise argparse.ArgumentTypeError(f"{exc} (expected http[s]://HOST:PORT[,HOST:PORT...])") from None
     return text
 
 

@@ -1,4 +1,4 @@
-"""The operations commands: `audit verify|show|head`, `fleet status`, `push`, `demo`."""
+"""The operations commands: `audit verify|show|head`, `demo`, `status`, `set`, `unset`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, existing, load_schema
-from ._errors import PolicyError
 from ._package import missing
 from ._present import audit_text
 
@@ -94,43 +93,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise missing(exc, feature="selreload demo", extra="demo") from None
 
     return run(config=pathlib.Path(args.config), host=args.host, port=args.port, allow_remote=args.allow_remote)
-
-
-def cmd_fleet_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._fleet import fleet_status
-
-    try:
-        status = fleet_status(args.etcd, args.key, status_prefix=args.status_prefix, timeout=args.timeout)
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        raise CliError(f"fleet status: {_unreachable(args.etcd, exc)}") from None
-    print(json.dumps(status.to_json(), indent=2, default=str) if args.json else status.render(), file=out)
-    return EXIT_OK
-
-
-def cmd_push(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ._fleet import push
-
-    schema = load_schema(args.schema)
-    existing(args.file)
-    for p in args.policies:
-        existing(p)
-    try:
-        result = push(args.etcd, args.key, schema, args.file, policies=args.policies or None, timeout=args.timeout)
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        raise CliError(f"push: {_unreachable(args.etcd, exc)}") from None
-    except PolicyError as exc:
-        raise CliError(str(exc)) from None
-    stream = out if result.exit_code == 0 else err
-    if result.plan:
-        print(result.plan, file=stream)
-    print(result.message, file=stream)
-    return int(result.exit_code)
-
-
-def _unreachable(url: str, exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
-    return reason if "etcd" in reason else f"cannot reach etcd at {url}: {reason}"
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

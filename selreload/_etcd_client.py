@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, TypeVar
+
+from ._etcd_access import Access, parse_endpoints, show_endpoints
 
 T = TypeVar("T")
 
 log = logging.getLogger("selreload.etcd")
 
-DEFAULT_PORT = 2379
+__all__ = ["Access", "parse_endpoints", "show_endpoints"]  # re-exported for the callers
 
 
 def _aetcd() -> Any:
@@ -22,46 +25,73 @@ def _aetcd() -> Any:
     return need("aetcd", feature="etcd (sr.Etcd, fleet status, push)")
 
 
-def require_client() -> None:
-    """Raise `MissingExtraError` (an ImportError) now when aetcd is not installed."""
+def require() -> None:
+    """Fail now, in one line, when the `etcd` extra is missing.
+
+    Raises:
+        ImportError: aetcd is not installed.
+    """
     _aetcd()
 
 
-def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[tuple[str, int], ...]:
-    """`"http://10.0.0.1:2379,10.0.0.2"` (or a list of those) -> `((host, port), ...)`.
+@functools.cache
+def _client_class() -> Any:
+    aetcd = _aetcd()
+    from aetcd import exceptions, rpc, watcher
 
-    Raises:
-        ValueError: no endpoint, a TLS (`https://`) endpoint, or a port that is not a number.
-    """
-    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    out: list[tuple[str, int]] = []
-    for raw in items:
-        text = raw.strip()
-        if not text:
-            continue
-        if text.startswith("https://"):
-            raise ValueError(f"{text}: TLS endpoints are not supported (aetcd speaks plain gRPC)")
-        text = text.removeprefix("http://").rstrip("/")
-        if text.startswith("["):  # [::1]:2379
-            host, _, rest = text[1:].partition("]")
-            port_text = rest.removeprefix(":")
-        elif text.count(":") == 1:
-            host, port_text = text.split(":")
-        else:
-            host, port_text = text, ""
-        try:
-            port = int(port_text) if port_text else DEFAULT_PORT
-        except ValueError:
-            raise ValueError(f"{raw.strip()}: expected host:port, the port is not a number") from None
-        out.append((host, port))
-    if not out:
-        raise ValueError(f"no etcd endpoint in {endpoints!r}")
-    return tuple(out)
+    class TlsClient(aetcd.Client):  # type: ignore[misc,name-defined]
+        """aetcd's client over a TLS channel when given credentials: aetcd 1.0 opens plain
+        gRPC channels only, so `connect()` is aetcd's own with `secure_channel` in place of
+        `insecure_channel`. Concurrent connects queue on a lock: in aetcd's, a caller waiting
+        on a connect that fails (wrong password) waits out `connect_wait_timeout` instead
+        of failing with it."""
+
+        def __init__(self, *, credentials: Any, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._credentials = credentials
+            self._connect_lock = asyncio.Lock()
+
+        async def connect(self) -> None:
+            async with self._connect_lock:
+                if self._connected.is_set():
+                    return
+                if self._credentials is None:
+                    await super().connect()
+                    return
+                try:
+                    await self._connect_tls()
+                except rpc.AioRpcError as exc:
+                    exceptions._handle_exception(exc)
+
+        async def _connect_tls(self) -> None:
+            try:
+                self._is_connecting = True
+                target = f"{self._host}:{self._port}"
+                self.channel = rpc.secure_channel(target, self._credentials, options=self._options.items())
+                if self._username is not None and self._password is not None:
+                    self.auth_stub = rpc.AuthStub(self.channel)
+                    request = rpc.AuthenticateRequest(name=self._username, password=self._password)
+                    resp = await self.auth_stub.Authenticate(request, timeout=self._timeout)
+                    self.metadata = (("token", resp.token),)
+                self.kvstub = rpc.KVStub(self.channel)
+                self.clusterstub = rpc.ClusterStub(self.channel)
+                self.leasestub = rpc.LeaseStub(self.channel)
+                self.maintenancestub = rpc.MaintenanceStub(self.channel)
+                self._watcher = watcher.Watcher(
+                    rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+                )
+                self._connected.set()
+            finally:
+                self._is_connecting = False
+
+    return TlsClient
 
 
-def show_endpoints(endpoints: Sequence[tuple[str, int]]) -> str:
-    """`((host, port), ...)` as `host:port,[::1]:port` for messages."""
-    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in endpoints)
+def is_auth_expired(exc: BaseException) -> bool:
+    """etcd refused the token (it expired, or etcd restarted): authenticating again helps."""
+    from aetcd.exceptions import UnauthenticatedError
+
+    return isinstance(exc, UnauthenticatedError) or "invalid auth token" in str(exc)
 
 
 def _key(key: str) -> bytes:
@@ -79,25 +109,45 @@ def client_errors() -> tuple[type[BaseException], ...]:
     return (_aetcd().ClientError, OSError, TimeoutError)
 
 
-def new_client(host: str, port: int, timeout: float) -> Any:
+def new_client(access: Access, host: str, port: int, timeout: float) -> Any:
     """An aetcd client; channels reconnect fast because etcd restarts are expected."""
-    options = {"grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000}
-    return _aetcd().Client(host=host, port=port, timeout=timeout, options=options)
+    options: dict[str, Any] = {"grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000}
+    if access.server_name:
+        options["grpc.ssl_target_name_override"] = access.server_name
+    return _client_class()(
+        credentials=access.credentials(),
+        host=host,
+        port=port,
+        username=access.user,
+        password=access.password,
+        timeout=timeout,
+        options=options,
+    )
 
 
-async def with_client(endpoints: Sequence[tuple[str, int]], timeout: float, op: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `op(client)` against the first endpoint that answers."""
+def one_line(exc: BaseException) -> str:
+    """The first line of what etcd or gRPC said (their details can span lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+async def with_client(access: Access, timeout: float, op: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `op(client)` against the first endpoint that answers.
+
+    Raises:
+        ConnectionError: no endpoint answered, or etcd refused the credentials (one line).
+    """
     errors = client_errors()
     last: BaseException | None = None
-    for host, port in endpoints:
-        client = new_client(host, port, timeout)
+    for host, port in access.hosts:
+        client = new_client(access, host, port, timeout)
         try:
             return await op(client)
         except errors as exc:
             last = exc
         finally:
             await client.close()
-    raise ConnectionError(f"cannot reach etcd at {show_endpoints(endpoints)}: {last}")
+    raise ConnectionError(f"cannot reach etcd at {access}: {one_line(last) if last else 'no endpoint'}")
 
 
 class LoopThread:
@@ -174,8 +224,9 @@ class Session:
             after it (store revisions are cluster-wide, so one cursor serves every key).
     """
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]], *, timeout: float, name: str) -> None:
-        self.endpoints = tuple(endpoints)
+    def __init__(self, access: Access, *, timeout: float, name: str) -> None:
+        self.access = access
+        self.endpoints = access.hosts
         self.timeout = timeout
         self.name = name
         self.revision = 0
@@ -183,7 +234,7 @@ class Session:
         self._endpoint = 0
 
     def __repr__(self) -> str:
-        return f"<Session {show_endpoints(self.endpoints)} for {self.name}>"
+        return f"<Session {self.access} for {self.name}>"
 
     @property
     def connected(self) -> bool:
@@ -193,7 +244,7 @@ class Session:
     async def _connect(self) -> Any:
         if self._client is None:
             host, port = self.endpoints[self._endpoint % len(self.endpoints)]
-            self._client = new_client(host, port, self.timeout)
+            self._client = new_client(self.access, host, port, self.timeout)
         return self._client
 
     async def _drop(self, client: Any) -> None:
@@ -208,6 +259,16 @@ class Session:
                 log.debug("etcd %s: closing a failed client", self.name, exc_info=True)
 
     async def _call(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        client = await self._connect()
+        try:
+            return await op(client)
+        except client_errors() as exc:
+            await self._drop(client)
+            if self.access.user is None or not is_auth_expired(exc):
+                raise
+        # The token expired (etcd's --auth-token-ttl, or a restart): a new client
+        # authenticates again. Once: wrong credentials fail the same way the second time.
+        log.debug("etcd %s: auth token refused; authenticating again", self.name)
         client = await self._connect()
         try:
             return await op(client)
@@ -234,6 +295,47 @@ class Session:
             return None, 0, int(got.header.revision)
         kv = got.kvs[0]
         return bytes(kv.value), int(kv.mod_revision), int(got.header.revision)
+
+    async def read(self, keys: tuple[str, ...]) -> tuple[dict[str, tuple[bytes, int]], int]:
+        """`{key: (value, mod_revision)}` of those of `keys` that exist, read at one revision
+        (one transaction), and that header revision."""
+        raws = [_key(k) for k in keys]
+
+        async def op(c: Any) -> tuple[dict[str, tuple[bytes, int]], int]:
+            t = c.transactions
+            _, replies = await c.transaction(compare=[], success=[t.get(r, _range_end(r)) for r in raws], failure=[])
+            found = {
+                k: (bytes(got[0][0]), int(got[0][1].mod_revision)) for k, got in zip(keys, replies, strict=False) if got
+            }
+            headers = [int(got[0][1].header.revision) for got in replies if got]
+            if headers:
+                return found, headers[0]
+            # aetcd hands the header out only with a key: none exists, so ask for it.
+            empty = await c.get_range(raws[0], _range_end(raws[0]))
+            return found, int(empty.header.revision)
+
+        found, header = await self._call(op)
+        self.revision = max(self.revision, header)
+        return found, header
+
+    async def txn(self, compare: Callable[[Any], list[Any]], success: Callable[[Any], list[Any]]) -> bool:
+        """One transaction: `success(t)` if every `compare(t)` holds (`t`: aetcd's
+        `client.transactions`); returns whether it did."""
+
+        async def op(c: Any) -> bool:
+            t = c.transactions
+            ok, _ = await c.transaction(compare=compare(t), success=success(t), failure=[])
+            return bool(ok)
+
+        return await self._call(op)
+
+    async def prefix(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Every `(key, value)` under `prefix`."""
+        got = await self._call(lambda c: c.get_prefix(_key(prefix)))
+        return [(kv.key.decode("utf-8", "replace"), bytes(kv.value)) for kv in got]
+
+    async def delete(self, key: str) -> None:
+        await self._call(lambda c: c.delete(_key(key)))
 
     async def watch(self, key: str, *, start_revision: int) -> AsyncIterator[KeyEvent]:
         """The events of `key` from `start_revision` on; each advances `revision`.

@@ -18,11 +18,13 @@ import attrs
 
 from . import _boundary
 from ._errors import ConfigError
-from ._etcd_client import parse_endpoints, run_sync, with_client
+from ._etcd_access import Access, access
+from ._etcd_client import run_sync, with_client
 from ._plan import plan
 from ._policy import PolicyInput, load_policies
 from ._present import fleet_summary, fleet_table
 from ._result import Outcome
+from ._rollout_record import RolloutRecord, rollout_key
 from ._schema import Schema
 from ._structure import Structurer
 from ._yaml import parse_document
@@ -54,6 +56,9 @@ class FleetRow:
         rejected: restart-only paths waiting for a restart.
         errors: why it refused the revision, secrets masked.
         ts: when it reported (ISO 8601, UTC).
+        candidate: it runs the rollout's candidate (a canary).
+        healthy: its reloader's health and its own check (`None`: not reported).
+        health: why it is unhealthy.
     """
 
     instance: str
@@ -64,6 +69,9 @@ class FleetRow:
     errors: tuple[str, ...] = ()
     ts: str | None = None
     applied_revision: int | None = None
+    candidate: bool = False
+    healthy: bool | None = None
+    health: str | None = None
 
     @property
     def acked(self) -> bool:
@@ -93,6 +101,9 @@ class FleetRow:
             errors=_strings(doc.get("errors")),
             ts=str(doc["ts"]) if doc.get("ts") is not None else None,
             applied_revision=applied if applied is not None else revision,
+            candidate=doc.get("candidate") is True,
+            healthy=doc["healthy"] if isinstance(doc.get("healthy"), bool) else None,
+            health=str(doc["health"]) if doc.get("health") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +116,9 @@ class FleetRow:
             "rejected": list(self.rejected),
             "errors": list(self.errors),
             "ts": self.ts,
+            "candidate": self.candidate,
+            "healthy": self.healthy,
+            "health": self.health,
         }
 
 
@@ -116,11 +130,13 @@ class FleetStatus:
         key: the etcd key holding the document.
         latest_revision: the key's `mod_revision`, `None` when the key does not exist.
         rows: one per live instance, by name.
+        rollout: the rollout in progress, one line (`None`: none).
     """
 
     key: str
     latest_revision: int | None
     rows: tuple[FleetRow, ...]
+    rollout: str | None = None
 
     @property
     def on_latest(self) -> int:
@@ -134,8 +150,9 @@ class FleetStatus:
         return fleet_summary(self)
 
     def render(self) -> str:
-        """A table, one row per instance, and the summary line."""
-        return fleet_table(self)
+        """The rollout in progress if any, a table (one row per instance; `*` marks a
+        canary on the candidate), and the summary line."""
+        return (f"{self.rollout}\n" if self.rollout else "") + fleet_table(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,34 +160,45 @@ class FleetStatus:
             "latest_revision": self.latest_revision,
             "on_latest": self.on_latest,
             "total": len(self.rows),
+            "rollout": self.rollout,
             "instances": [r.to_json() for r in self.rows],
         }
 
 
-def fleet_status(endpoints: str, key: str, *, status_prefix: str | None = None, timeout: float = 5.0) -> FleetStatus:
+def fleet_status(
+    endpoints: str | Access, key: str, *, status_prefix: str | None = None, timeout: float = 5.0
+) -> FleetStatus:
     """Read the key's revision and every instance's status under `status_prefix`.
 
     Raises:
         ConnectionError: no endpoint answered.
     """
-    hosts = parse_endpoints(endpoints)
+    hosts = access(endpoints)
     prefix = (status_prefix or _default_prefix(key)).rstrip("/") + "/"
 
-    async def op(client: Any) -> tuple[int | None, list[tuple[str, bytes]]]:
-        # One transaction: the key's revision and the statuses are read at the same revision.
+    async def op(client: Any) -> tuple[int | None, list[tuple[str, bytes]], tuple[bytes, int] | None]:
+        # One transaction: the key's revision, the rollout and the statuses at one revision.
         t = client.transactions
-        _, (doc, statuses) = await client.transaction(
+        _, (doc, rollout, statuses) = await client.transaction(
             compare=[],
-            success=[t.get(key.encode()), t.get(prefix.encode(), _prefix_end(prefix.encode()))],
+            success=[
+                t.get(key.encode()),
+                t.get(rollout_key(key).encode()),
+                t.get(prefix.encode(), _prefix_end(prefix.encode())),
+            ],
             failure=[],
         )
         latest = int(doc[0][1].mod_revision) if doc else None
         rows = [(meta.key.decode("utf-8", "replace")[len(prefix) :], bytes(value)) for value, meta in statuses]
-        return latest, rows
+        return latest, rows, (bytes(rollout[0][0]), int(rollout[0][1].mod_revision)) if rollout else None
 
-    latest, raw = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+    latest, raw, record = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
     rows = tuple(sorted((FleetRow.parse(name, body) for name, body in raw), key=lambda r: r.instance))
-    return FleetStatus(key, latest, rows)
+    try:
+        rollout = RolloutRecord.loads(*record).summary() if record is not None else None
+    except ValueError as exc:
+        rollout = f"{rollout_key(key)}: {exc}"
+    return FleetStatus(key, latest, rows, rollout)
 
 
 def _prefix_end(prefix: bytes) -> bytes:
@@ -214,7 +242,7 @@ class PushPlan:
         errors: why the document is invalid (then `write()` refuses it).
     """
 
-    endpoints: str
+    endpoints: str | Access
     key: str
     file: str
     document: bytes
@@ -229,7 +257,7 @@ class PushPlan:
         if self.current == self.document:
             msg = f"etcd {self.key} already holds {self.file} (revision {self.base_revision}): nothing written"
             return PushResult(0, msg, self.plan, self.base_revision)
-        hosts = parse_endpoints(self.endpoints)
+        hosts = access(self.endpoints)
         key = self.key.encode()
 
         async def op(client: Any) -> tuple[bool, int]:
@@ -244,7 +272,7 @@ class PushPlan:
             got = responses[0]
             return False, int(got[0][1].mod_revision) if got else 0
 
-        ok, revision = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+        ok, revision = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
         if ok:
             return PushResult(0, f"wrote {self.file} to etcd {self.key} at revision {revision}", self.plan, revision)
         now = f"revision {revision}" if revision else "deleted"
@@ -256,7 +284,7 @@ class PushPlan:
 
 
 def plan_push(
-    endpoints: str,
+    endpoints: str | Access,
     key: str,
     schema: type,
     file: str | os.PathLike[str],
@@ -271,7 +299,7 @@ def plan_push(
         PolicyError: a policy file cannot be honoured.
     """
     path = os.fspath(file)
-    hosts = parse_endpoints(endpoints)
+    hosts = access(endpoints)
     # Read once: what is validated is exactly what is written.
     try:
         with open(path, "rb") as fh:
@@ -286,10 +314,10 @@ def plan_push(
         got = await client.get(key.encode())
         return (bytes(got.value), int(got.mod_revision)) if got is not None else (None, 0)
 
-    current, base = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts) + 1.0)
+    current, base = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
 
     def make(plan: str, errors: str | None = None) -> PushPlan:
-        return PushPlan(endpoints, key, path, document, base, current, plan, errors)
+        return PushPlan(hosts, key, path, document, base, current, plan, errors)
 
     if unreadable is not None:
         return make(unreadable, unreadable)
@@ -313,7 +341,7 @@ def plan_push(
 
 
 def push(
-    endpoints: str,
+    endpoints: str | Access,
     key: str,
     schema: type,
     file: str | os.PathLike[str],

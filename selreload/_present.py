@@ -163,9 +163,10 @@ def fleet_table(status: FleetStatus) -> str:
     rows = [("INSTANCE", "VERSION", "APPLIED", "LAST", "OUTCOME", "REJECTED", "ERRORS")]
     for r in status.rows:
         first_error = r.errors[0] + (f" (+{len(r.errors) - 1} more)" if len(r.errors) > 1 else "") if r.errors else ""
+        first_error = first_error or (r.health or "")
         rows.append(
             (
-                r.instance,
+                r.instance + (" *" if r.candidate else "") + ("" if r.healthy is not False else " (unhealthy)"),
                 _cell(r.version),
                 _cell(r.applied_revision),
                 _cell(r.revision),

@@ -266,6 +266,10 @@ class Reloader(Generic[C]):
         # A weak reference: the global registry must not keep every Reloader alive.
         this = weakref.ref(self)
         metrics.watch_health(lambda: (r := this()) is not None and r.status()["healthy"])
+        for source in self.sources:  # a source that reports health with its status (etcd)
+            bind = getattr(source, "bind_health", None)
+            if callable(bind):
+                bind(lambda: (r := this()) is not None and r.status()["healthy"])
         self.snapshot: Snapshot[C] | None = None
         self.current = _NotStarted(name)  # type: ignore[assignment]
         if self.workers is not None:

@@ -146,7 +146,7 @@ def test_a_bad_etcd_endpoint_is_a_usage_error_not_a_traceback() -> None:
         err.strip()
         .splitlines()[-1]
         .endswith(
-            "argument --etcd: http://x:y: expected host:port, the port is not a number (expected http://HOST:PORT[,HOST:PORT...])"
+            "argument --etcd: http://x:y: expected host:port, the port is not a number (expected http[s]://HOST:PORT[,HOST:PORT...])"
         )
     )
 

@@ -14,15 +14,17 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._errors import ConfigError, Issue
-from .._etcd_client import LoopThread, Session, client_errors, parse_endpoints, require_client, show_endpoints
+from .._etcd_access import Access, access
+from .._etcd_client import LoopThread, Session, client_errors, one_line, require
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
+from .._rollout_record import canary_value, candidate_key, rollout_key
 from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import parse_document
 from ._etcd_watch import EtcdWatch
@@ -55,6 +57,24 @@ class Etcd:
         timeout: seconds for one etcd request.
         max_bytes: a larger value is refused without being parsed (default 4 MiB, as files).
         max_nodes: a document holding more values is refused (default 100,000, as files).
+        ca_cert: a CA bundle (PEM file) to verify etcd with; `https://` endpoints without
+            one use the system roots. Default `$ETCDCTL_CACERT`.
+        client_cert, client_key: a client certificate and its key (PEM files), for an etcd
+            run with `--client-cert-auth`. Default `$ETCDCTL_CERT`, `$ETCDCTL_KEY`.
+        server_name: the name etcd's certificate carries, when not the endpoint's host.
+        user: an etcd user, `name` or `name:password` (default `$ETCDCTL_USER`).
+        password: its password (default `$ETCDCTL_PASSWORD`); never logged or shown.
+        rollouts: take part in progressive rollouts (`selreload push --canary`): also
+            watch `{key}.rollout` and `{key}.candidate`, and load the candidate while the
+            rollout record names this instance a canary.
+        health: an extra check, `() -> bool` or `(ok, reason)`, reported as `healthy` in
+            every status (with the Reloader's own `status()["healthy"]`); a canary that
+            turns unhealthy while it bakes fails the rollout.
+        health_interval: seconds between health re-checks while nothing changes.
+
+    Raises:
+        ValueError: a bad endpoint, an unreadable TLS file, a user without a password.
+        ImportError: the `etcd` extra (aetcd) is not installed.
 
     Origins read `etcd:KEY@REVISION:line:col`, and each layer carries its `revision`. A
     deleted key, or etcd going away, keeps the live config (with a warning); the watch
@@ -72,13 +92,31 @@ class Etcd:
         timeout: float = 5.0,
         max_bytes: int = MAX_BYTES,
         max_nodes: int = MAX_NODES,
+        ca_cert: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        server_name: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        rollouts: bool = True,
+        health: Callable[[], bool | tuple[bool, str]] | None = None,
+        health_interval: float = 1.0,
     ) -> None:
         if not key:
             raise ValueError("an etcd key is required")
         if lease_ttl < 1:
             raise ValueError(f"lease_ttl must be at least 1 second, got {lease_ttl!r}")
-        self.endpoints = parse_endpoints(endpoints)
-        require_client()  # without the `etcd` extra: fail here, in one line naming it
+        require()
+        self.access: Access = access(
+            endpoints,
+            ca_cert=ca_cert,
+            client_cert=client_cert,
+            client_key=client_key,
+            server_name=server_name,
+            user=user,
+            password=password,
+        )
+        self.endpoints = self.access.hosts
         self.key = key
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.status_prefix = (status_prefix or f"{key}.status").rstrip("/")
@@ -90,7 +128,7 @@ class Etcd:
         self._runner_lock = threading.Lock()
         self._runner: LoopThread | None = None
         # Touched only by coroutines on the runner's loop (reads here, the watch there).
-        self._session = Session(self.endpoints, timeout=timeout, name=key)
+        self._session = Session(self.access, timeout=timeout, name=key)
         # What this source knows of the key; touched by load() and report(), which the
         # Reloader serializes.
         self._good: Layer | None = None  # the last document that parsed; load() falls back to it
@@ -99,13 +137,18 @@ class Etcd:
         self._applied = 0  # the revision the live config came from, as last reported
         self._status: dict[str, Any] | None = None
         self._watch: EtcdWatch | None = None
+        self.rollouts = rollouts
+        self.health = health
+        self.health_interval = health_interval
+        self._reloader_healthy: Callable[[], bool] | None = None
+        self._canary = False  # the last read loaded the rollout's candidate
 
     @property
     def name(self) -> str:
         return f"etcd:{self.key}"
 
     def __repr__(self) -> str:
-        return f"Etcd({show_endpoints(self.endpoints)!r}, {self.key!r}, instance={self.instance!r})"
+        return f"Etcd({str(self.access)!r}, {self.key!r}, instance={self.instance!r})"
 
     def _loop(self) -> LoopThread:
         with self._runner_lock:
@@ -124,12 +167,15 @@ class Etcd:
         """
         watch = self._watch
         pushed = watch.pushed if watch is not None else None
+        side = watch.side_revision if watch is not None else 0
         try:
-            if pushed is not None and pushed.revision > self._consumed:
+            if pushed is not None and pushed.revision > self._consumed and side <= self._consumed and not self._canary:
                 # The watch delivered a newer value than the last read: use it, saving a
                 # round trip per instance per put (a later put is a later event anyway).
                 value, revision = pushed
                 self._consumed = revision
+            elif self.rollouts:
+                value, revision = self._read_with_rollout()
             else:
                 value, revision, header = self._loop().call(self._session.get(self.key), self.timeout + 1.0)
                 self._consumed = max(self._consumed, header)
@@ -138,12 +184,12 @@ class Etcd:
                 log.warning(
                     "etcd %s at %s unreachable (%s): keeping the config from revision %s",
                     self.key,
-                    show_endpoints(self.endpoints),
-                    exc,
+                    self.access,
+                    one_line(exc),
                     self._good.revision,
                 )
                 return self._good
-            msg = f"cannot read from etcd at {show_endpoints(self.endpoints)}: {exc}"
+            msg = f"cannot read from etcd at {self.access}: {one_line(exc)}"
             raise ConfigError([Issue("", msg, self.name)]) from None
         if value is None:
             if self._good is not None:
@@ -151,20 +197,63 @@ class Etcd:
                     "etcd key %s was deleted: keeping the config from revision %s", self.key, self._good.revision
                 )
                 return self._good
-            raise ConfigError([Issue("", f"etcd key does not exist (at {show_endpoints(self.endpoints)})", self.name)])
+            raise ConfigError([Issue("", f"etcd key does not exist (at {self.access})", self.name)])
         self._newest = revision
         # The revision is part of the identity: every revision gets its own ACK or NACK,
         # even one that writes the same bytes again.
         digest = f"{hashlib.sha256(value).hexdigest()}@{revision}"
         if self._good is not None and self._good.digest == digest:
             return self._good
-        name = f"{self.name}@{revision}"
+        name = f"etcd:{candidate_key(self.key)}@{revision}" if self._canary else f"{self.name}@{revision}"
         if len(value) > self.max_bytes:
             msg = f"value too large: {len(value):,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
             raise ConfigError([Issue("", msg, name)])
         layer = attrs.evolve(parse_document(name, value, digest, max_nodes=self.max_nodes), revision=revision)
         self._good = layer
         return layer
+
+    def _read_with_rollout(self) -> tuple[bytes | None, int]:
+        """The key, or the candidate while the rollout record names this instance a canary:
+        all three read in one transaction, so a record never meets a stale candidate."""
+        keys = (self.key, rollout_key(self.key), candidate_key(self.key))
+        found, header = self._loop().call(self._session.read(keys), self.timeout + 1.0)
+        self._consumed = max(self._consumed, header)
+        record, candidate = found.get(keys[1]), found.get(keys[2])
+        self._canary = canary_value(record and record[0], candidate and candidate[0], self.instance)
+        if self._canary and candidate is not None:
+            return candidate
+        got = found.get(self.key)
+        return (got[0], got[1]) if got is not None else (None, 0)
+
+    def bind_health(self, healthy: Callable[[], bool]) -> None:
+        """Called by the Reloader: `healthy()` is its `status()["healthy"]`, reported in
+        every status alongside the user's `health` check."""
+        self._reloader_healthy = healthy
+
+    def _health(self) -> tuple[bool, str | None]:
+        try:
+            if self._reloader_healthy is not None and not self._reloader_healthy():
+                return False, "the reloader reports unhealthy (see its status())"
+            if self.health is None:
+                return True, None
+            answer = self.health()
+        except Exception as exc:  # noqa: BLE001 - a failing check is an unhealthy answer
+            return False, f"health check raised {type(exc).__name__}: {exc}"
+        ok, why = answer if isinstance(answer, tuple) else (answer, None)
+        return bool(ok), (None if ok else (why or "health check failed"))
+
+    def _recheck(self) -> None:
+        # From the watch's dispatcher, between reloads: a canary that turns unhealthy while
+        # it bakes must say so without waiting for the next revision.
+        status = self._status
+        if status is None:
+            return
+        healthy, why = self._health()
+        if healthy != status.get("healthy") or why != status.get("health"):
+            self._status = status = {**status, "healthy": healthy, "health": why}
+            watch = self._watch
+            if watch is not None:
+                watch.publish(status)
 
     def watch(self, notify: NotifyFn) -> Watcher | None:
         """Watch the key from the last revision read (or from now, before any read) and
@@ -182,6 +271,9 @@ class Etcd:
             timeout=self.timeout,
             status=self._status,
             on_stop=self._watch_stopped,
+            also=(rollout_key(self.key), candidate_key(self.key)) if self.rollouts else (),
+            tick=self._recheck,
+            tick_interval=self.health_interval,
         )
         return self._watch
 
@@ -206,6 +298,7 @@ class Etcd:
         """
         previous = self._status
         revision = self._newest
+        healthy, why = self._health()
         if result.outcome is Outcome.UNCHANGED and previous is not None and previous["revision"] == revision:
             return  # the same revision again (a coalesced event): the last status still holds
         acked = result.outcome in _ACK
@@ -223,6 +316,9 @@ class Etcd:
             "outcome": result.outcome.value,
             "rejected": rejected,
             "errors": [str(e) for e in result.errors],
+            "candidate": self._canary,
+            "healthy": healthy,
+            "health": why,
             "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
         watch = self._watch

@@ -91,6 +91,10 @@ class EtcdWatch:
         lease_ttl: seconds the status outlives this process.
         timeout: seconds for one etcd request.
         status: the status to write as soon as a lease exists (the last one published).
+        also: more keys to watch (the rollout record and the candidate); their events
+            only advance `side_revision` and wake a reload, which reads them.
+        tick: called from the dispatcher thread every `tick_interval` seconds without an
+            event (the source re-evaluates its health check).
         on_stop: called once by `stop()`, after the lease is revoked; the loop thread is
             then the caller's to stop.
     """
@@ -108,6 +112,9 @@ class EtcdWatch:
         timeout: float,
         status: dict[str, Any] | None = None,
         on_stop: Callable[[EtcdWatch], None] = lambda watch: None,
+        also: tuple[str, ...] = (),
+        tick: Callable[[], None] | None = None,
+        tick_interval: float = 1.0,
     ) -> None:
         self.key, self.label, self.runner = key, label, runner
         self._session = session
@@ -120,6 +127,11 @@ class EtcdWatch:
         # The latest event the connected watch delivered; one reference, assigned on the
         # loop thread, read by the source's load(). None without a live watch.
         self.pushed: KeyEvent | None = None
+        # The newest revision an event on an `also` key carried (0: none since connecting).
+        self.side_revision = 0
+        self._also = also
+        self._tick = tick
+        self._tick_interval = tick_interval
         self._closing = False
         self._wake = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch, name=f"selreload-etcd-notify {key}")
@@ -137,9 +149,16 @@ class EtcdWatch:
 
     def _dispatch(self) -> None:
         while True:
-            self._wake.wait()
+            woke = self._wake.wait(self._tick_interval if self._tick is not None else None)
             if self._closing:
                 return
+            if not woke:
+                try:
+                    if self._tick is not None:
+                        self._tick()
+                except Exception:  # the dispatcher must outlive a failing callback
+                    log.exception("etcd %s: periodic health check failed", self.key)
+                continue
             self._wake.clear()
             try:
                 self._notify("etcd")
@@ -225,12 +244,15 @@ class EtcdWatch:
         session = self._session
         if session.revision == 0:
             await session.get(self.key)  # from now: the header revision of a read
+        keys = (self.key, *self._also)
         try:
-            events = await session.watch(self.key, start_revision=session.revision + 1)
+            start = session.revision + 1
+            streams = [await session.watch(k, start_revision=start) for k in keys]
         except CompactedError:
             # History before the compaction is gone: read what etcd holds now instead.
             await session.get(self.key)
-            events = await session.watch(self.key, start_revision=session.revision + 1)
+            start = session.revision + 1
+            streams = [await session.watch(k, start_revision=start) for k in keys]
             catch_up = True
         lease = await session.grant(self._lease_ttl)
         self._lease = lease
@@ -244,7 +266,8 @@ class EtcdWatch:
         if self._status is not None and self._status_ready is not None:
             self._status_ready.set()  # the new lease needs the status written again
         tasks = [
-            asyncio.ensure_future(self._events(events)),
+            asyncio.ensure_future(self._events(streams[0])),
+            *(asyncio.ensure_future(self._side_events(e)) for e in streams[1:]),
             asyncio.ensure_future(self._keepalive(lease)),
             asyncio.ensure_future(self._write_status(lease)),
         ]
@@ -255,6 +278,7 @@ class EtcdWatch:
             raise ConnectionError("etcd watch ended")
         finally:
             self.pushed = None  # without a live watch, only a read is current
+            self.side_revision = 0
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -262,6 +286,11 @@ class EtcdWatch:
     async def _events(self, events: AsyncIterator[KeyEvent]) -> None:
         async for event in events:
             self.pushed = event
+            self._wake.set()
+
+    async def _side_events(self, events: AsyncIterator[KeyEvent]) -> None:
+        async for event in events:
+            self.side_revision = max(self.side_revision, event.revision)
             self._wake.set()
 
     async def _keepalive(self, lease: int) -> None:

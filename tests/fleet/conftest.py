@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from selreload._etcd_client import parse_endpoints, run_sync, with_client
+from selreload._etcd_access import Access, access
+from selreload._etcd_client import run_sync, with_client
 
-from .etcd_server import INSTALL_HINT, EtcdServer
+from .etcd_server import INSTALL_HINT, Certs, EtcdServer
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
 class Kv:
     """Plain reads and writes against the test etcd, the way an operator's tool makes them."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.hosts = parse_endpoints(endpoint)
+    def __init__(self, endpoint: str | Access) -> None:
+        self.hosts = access(endpoint, environ={})
 
     def _run(self, op: Any) -> Any:
         return run_sync(lambda: with_client(self.hosts, 5.0, op), 10.0)
@@ -87,3 +88,51 @@ def kv(etcd: EtcdServer) -> Kv:
 def key() -> str:
     """A key no other test uses."""
     return f"/test/{uuid.uuid4().hex[:12]}/config"
+
+
+ROOT_PASSWORD = "r00t-s3cret"
+
+
+@pytest.fixture(scope="session")
+def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """A real etcd speaking TLS only (client certificates required), with authentication
+    enabled (user `root`, password `ROOT_PASSWORD`) and 2-second auth tokens."""
+    binary = shutil.which("etcd")
+    if binary is None or shutil.which("openssl") is None:
+        pytest.skip(INSTALL_HINT + " (and openssl)")
+    where = tmp_path_factory.mktemp("etcd-tls")
+    server = EtcdServer(binary, where / "data", tls=Certs(where), token_ttl=2)
+    server.start()
+    try:
+        enable_auth(secure_access(server, user=None))
+        yield server
+    finally:
+        server.stop()
+
+
+def secure_access(server: EtcdServer, *, user: str | None = "root", password: str = ROOT_PASSWORD) -> Access:
+    certs = server.tls
+    assert certs is not None
+    return access(
+        server.endpoint,
+        ca_cert=str(certs.ca),
+        client_cert=str(certs.client_cert),
+        client_key=str(certs.client_key),
+        user=user,
+        password=password if user else None,
+        environ={},
+    )
+
+
+def enable_auth(where: Access) -> None:
+    """`etcdctl user add root && etcdctl auth enable`, through the gRPC auth API."""
+    from aetcd import rpc
+
+    async def op(c: Any) -> None:
+        await c.connect()
+        stub = rpc.AuthStub(c.channel)
+        await stub.UserAdd(rpc.AuthUserAddRequest(name="root", password=ROOT_PASSWORD))
+        await stub.UserGrantRole(rpc.AuthUserGrantRoleRequest(user="root", role="root"))
+        await stub.AuthEnable(rpc.AuthEnableRequest())
+
+    run_sync(lambda: with_client(where, 5.0, op), 10.0)

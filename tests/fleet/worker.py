@@ -34,7 +34,24 @@ class App:
 
 def main(argv: list[str]) -> int:
     endpoint, key, instance, ttl = argv[1], argv[2], argv[3], int(argv[4])
-    reloader = sr.Reloader(App, [sr.Etcd(endpoint, key, instance=instance, lease_ttl=ttl)], name=instance)
+    holder: list[sr.Reloader[App]] = []
+
+    def health() -> tuple[bool, str]:
+        # `flags.sick: true` in the document makes this instance report unhealthy.
+        sick = bool(holder) and holder[0].current.flags.get("sick", False)
+        return (not sick, "flags.sick is set")
+
+    source = sr.Etcd(endpoint, key, instance=instance, lease_ttl=ttl, health=health, health_interval=0.2)
+    reloader = sr.Reloader(App, [source], name=instance)
+    holder.append(reloader)
+
+    @reloader.on("limit")
+    def check_capacity(changes: object, snapshot: object) -> None:
+        # A limit of 10,000 or more passes validation (push accepts it) but fails to
+        # apply on the instance: a NACK (rolled back).
+        if snapshot.config.limit >= 10_000:  # type: ignore[attr-defined]
+            raise RuntimeError("capacity exceeded")
+
     try:
         reloader.start()
     except sr.ConfigError as exc:

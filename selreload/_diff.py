@@ -36,8 +36,9 @@ class Flattener:
         for path, get, mapping in self._getters:
             value = get(config)
             if mapping and value is not None:
-                for key, item in value.items():
-                    out[join(path, key)] = item
+                # In key order, not insertion order: equal mappings flatten (and digest) alike.
+                for key in sorted(value, key=str):
+                    out[join(path, key)] = value[key]
             else:
                 out[path] = value
         return out

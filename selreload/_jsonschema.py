@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._backend import is_pydantic
 from ._policy import PolicyInput, load_policies
 from ._schema import Schema, is_config, is_secret_field, unwrap_optional
 from ._validate import validator_bounds
@@ -69,6 +70,11 @@ def json_schema(
         PolicyError: a policy file cannot be honoured.
     """
     compiled = Schema(schema_cls, policies=load_policies(policies))
+    if is_pydantic(schema_cls):
+        # pydantic's own schema (its constraints, aliases and formats), annotated the same way.
+        from . import _pydantic
+
+        return {"$schema": DRAFT, **_pydantic.json_schema(compiled, partial=partial)}
     out: dict[str, Any] = {"$schema": DRAFT, "title": schema_cls.__name__}
     out.update(_Builder(compiled, partial=partial).object(schema_cls, "", frozenset()))
     return out

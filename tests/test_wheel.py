@@ -108,6 +108,7 @@ def test_wheel_contents_and_metadata(wheel: pathlib.Path) -> None:
         "openfeature-sdk",
         "structlog",
         "loguru",
+        "pydantic",
     }
 
 

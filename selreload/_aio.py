@@ -15,7 +15,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ._change import Change
 from ._errors import ApplierTimeoutError, StateError
@@ -25,6 +25,8 @@ from ._transaction import Caller
 
 if TYPE_CHECKING:
     import asyncio
+
+    from ._result import Plan
 
 # asyncio is imported where it is used, not here: `import selreload` must stay cheap for
 # services that never touch it.
@@ -275,3 +277,69 @@ async def off_the_loop(fn: Callable[[], Any]) -> Any:
             return fn()
 
     return await asyncio.to_thread(run)
+
+
+C = TypeVar("C")
+A = TypeVar("A")
+R = TypeVar("R", bound="AsyncAPI")
+
+
+class _Reloading(Protocol[C]):  # type: ignore[misc]  # invariant: Snapshot is
+    """What `AsyncAPI` needs of the class it is mixed into (the Reloader)."""
+
+    _call: LoopCaller
+    _streams: Streams
+
+    def start(self) -> Snapshot[C]: ...
+    def stop(self) -> None: ...
+    def reload(self, trigger: str = ..., actor: str | None = ...) -> ReloadResult: ...
+    def rollback(self, version: int | str, *, actor: str | None = ...) -> ReloadResult: ...
+    def plan(self) -> Plan: ...
+    def on(self, path: str, applier: Any, *, name: str | None = ...) -> Any: ...
+
+
+class AsyncAPI:
+    """The Reloader's asyncio API: the same operations, awaited, never on the loop's thread."""
+
+    __slots__ = ()
+
+    async def astart(self: _Reloading[C]) -> Snapshot[C]:
+        """`start()` from a coroutine: async appliers and subscribers run on this loop, and
+        loading, parsing and structuring happen on a worker thread, not on the loop."""
+        import asyncio
+
+        if self._call.loop is None:
+            self._call.loop = asyncio.get_running_loop()
+        return await off_the_loop(self.start)  # type: ignore[no-any-return]
+
+    async def areload(self: _Reloading[Any], trigger: str = "manual", actor: str | None = None) -> ReloadResult:
+        """`reload()` without blocking the event loop (it runs on a worker thread)."""
+        return await off_the_loop(lambda: self.reload(trigger, actor))  # type: ignore[no-any-return]
+
+    async def arollback(self: _Reloading[Any], version: int, *, actor: str | None = None) -> ReloadResult:
+        """`rollback()` without blocking the event loop."""
+        return await off_the_loop(lambda: self.rollback(version, actor=actor))  # type: ignore[no-any-return]
+
+    async def aplan(self: _Reloading[Any]) -> Plan:
+        """`plan()` without blocking the event loop (reading and parsing the sources)."""
+        return await off_the_loop(self.plan)  # type: ignore[no-any-return]
+
+    async def aon(self: _Reloading[Any], path: str, applier: A, *, name: str | None = None) -> A:
+        """`on()` from a coroutine: the initial apply of an applier registered while running
+        (which may need this very loop) happens without blocking it."""
+        return await off_the_loop(lambda: self.on(path, applier, name=name))  # type: ignore[no-any-return]
+
+    def results(self: _Reloading[Any]) -> ResultStream:
+        """Every committed reload from this call on, as an async stream (a consumer that
+        falls 1,000 behind loses the oldest): `async for result in reloader.results(): ...`.
+        Call it from a coroutine; `aclose()` it (or use `async with`) when done."""
+        return self._streams.stream()
+
+    async def __aenter__(self: R) -> R:
+        await AsyncAPI.astart(cast(Any, self))  # the class it is mixed into is a _Reloading
+        return self
+
+    async def __aexit__(self: _Reloading[Any], *exc_info: object) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.stop)

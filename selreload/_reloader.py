@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from . import _paths, _transaction
 from ._aio import (
+    AsyncAPI,
     AsyncFunctionApplier,
     AsyncSubscriber,
     LoopCaller,
-    ResultStream,
     Streams,
     is_async,
-    off_the_loop,
     running_loop,
 )
 from ._change import Change
@@ -42,6 +41,7 @@ from ._metrics import Metrics
 from ._pipeline import Pipeline, live_snapshot
 from ._plan import Planner
 from ._policy import PolicyInput, load_policies
+from ._read import NotStarted, Pin
 from ._record import Fanout, LogRecorder, MetricsRecorder, Recorder, ReporterRecorder, SubscriberRecorder
 from ._result import Plan, ReloadResult
 from ._routes import Route, Routes, applier_name
@@ -67,53 +67,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("selreload.reload")
 
 
-class _Pin(Generic[C]):
-    """The context manager `pin()` returns: a class, not `@contextmanager`, whose generator
-    machinery cost ~1 us of the 1.2-1.6 us every request paid through `PinMiddleware`."""
-
-    __slots__ = ("_pin", "_pipeline", "_token")
-
-    def __init__(self, pin: contextvars.ContextVar[Snapshot[C] | None], pipeline: Pipeline[C]) -> None:
-        self._pin = pin
-        self._pipeline = pipeline
-        self._token: contextvars.Token[Snapshot[C] | None] | None = None
-
-    def __enter__(self) -> C:
-        snapshot = self._pin.get() or self._pipeline.live.snapshot
-        if snapshot is None:
-            raise StateError("no config is live yet: call start() first")
-        self._token = self._pin.set(snapshot)
-        return snapshot.config
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            self._pin.reset(self._token)
-            self._token = None
-
-
-class _NotStarted:
-    """What `current` holds before start(): any use says what to do.
-
-    A sentinel instead of `Reloader.__getattr__`: a class with `__getattr__` loses
-    CPython's specialised attribute loads, which made every `current` read 3.5x slower.
-    """
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        raise StateError(f"reloader {self._name!r} has no config yet: call start() first")
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"<reloader {self._name!r}: no config yet, call start()>"
-
-
-class Reloader(Generic[C]):
+class Reloader(AsyncAPI, Generic[C]):
     """Loads a config class from layered sources and keeps it live, safely.
 
     Args:
@@ -271,7 +225,7 @@ class Reloader(Generic[C]):
             if callable(bind):
                 bind(lambda: (r := this()) is not None and r.status()["healthy"])
         self.snapshot: Snapshot[C] | None = None
-        self.current = _NotStarted(name)  # type: ignore[assignment]
+        self.current = NotStarted(name)  # type: ignore[assignment]
         if self.workers is not None:
             self.workers.bind(self)
 
@@ -430,49 +384,6 @@ class Reloader(Generic[C]):
             self._subscribers.append(callback)
         return callback
 
-    # --- asyncio ------------------------------------------------------------------------
-
-    async def astart(self) -> Snapshot[C]:
-        """`start()` from a coroutine: async appliers and subscribers run on this loop, and
-        loading, parsing and structuring happen on a worker thread, not on the loop."""
-        import asyncio
-
-        if self._call.loop is None:
-            self._call.loop = asyncio.get_running_loop()
-        return await off_the_loop(self.start)  # type: ignore[no-any-return]
-
-    async def areload(self, trigger: str = "manual", actor: str | None = None) -> ReloadResult:
-        """`reload()` without blocking the event loop (it runs on a worker thread)."""
-        return await off_the_loop(lambda: self.reload(trigger, actor))  # type: ignore[no-any-return]
-
-    async def arollback(self, version: int, *, actor: str | None = None) -> ReloadResult:
-        """`rollback()` without blocking the event loop."""
-        return await off_the_loop(lambda: self.rollback(version, actor=actor))  # type: ignore[no-any-return]
-
-    async def aplan(self) -> Plan:
-        """`plan()` without blocking the event loop (reading and parsing the sources)."""
-        return await off_the_loop(self.plan)  # type: ignore[no-any-return]
-
-    async def aon(self, path: str, applier: A, *, name: str | None = None) -> A:
-        """`on()` from a coroutine: the initial apply of an applier registered while running
-        (which may need this very loop) happens without blocking it."""
-        return await off_the_loop(lambda: self.on(path, applier, name=name))  # type: ignore[no-any-return]
-
-    def results(self) -> ResultStream:
-        """Every committed reload from this call on, as an async stream (a consumer that
-        falls 1,000 behind loses the oldest): `async for result in reloader.results(): ...`.
-        Call it from a coroutine; `aclose()` it (or use `async with`) when done."""
-        return self._streams.stream()
-
-    async def __aenter__(self) -> Reloader[C]:
-        await self.astart()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.stop)
-
     # --- reloading ----------------------------------------------------------------------
 
     def reload(self, trigger: str = "manual", actor: str | None = None) -> ReloadResult:
@@ -598,11 +509,11 @@ class Reloader(Generic[C]):
 
     # --- reading ------------------------------------------------------------------------
 
-    def pin(self) -> _Pin[C]:
+    def pin(self) -> Pin[C]:
         """Pin the live snapshot for this block (and the tasks/threads that copy its
         context): `pinned()` returns it until the block ends, whatever reloads happen.
         Nested pins keep the outermost snapshot. `with reloader.pin() as cfg:`."""
-        return _Pin(self._pin, self._pipeline)
+        return Pin(self._pin, self._pipeline)
 
     def pinned(self) -> C:
         """The config pinned in this context, or the live one outside a pin."""

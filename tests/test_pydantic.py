@@ -294,3 +294,35 @@ def test_cli_check_takes_a_pydantic_schema(tmp_path: pathlib.Path, monkeypatch: 
     assert main(["check", "--schema", "pyd_appcfg:Cfg", "good.yaml"], out=out, err=err) == 0
     assert main(["check", "--schema", "pyd_appcfg:Cfg", "bad.yaml"], out=out, err=err) == 1
     assert "bad.yaml:2:7: port: expected an int, got str '80'" in out.getvalue() + err.getvalue()
+
+
+def test_the_admin_app_serves_a_pydantic_config_masked(live: Started) -> None:
+    """The admin app over a real HTTP client: `GET /config` of a pydantic model with secrets
+    (`SecretStr`, a name rule) masked, `POST /reload` applying a hot change, `GET /explain`
+    with origins and policies, and the JSON Schema from pydantic's own."""
+    import asyncio
+
+    import httpx
+
+    from selreload.asgi import admin_app
+
+    app = admin_app(live.reloader, token="t0k3n")
+    auth = {"Authorization": "Bearer t0k3n"}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            body = (await http.get("/config")).json()
+            text = str(body)
+            assert "first-api-token" not in text and "first-rotating" not in text and "first-password" not in text
+            assert body["config"]["auth"]["api_token"] == "***" and body["config"]["port"] == 9000
+            live.path.write_text(GOOD.replace("level: info", "level: debug"), encoding="utf-8")
+            result = (await http.post("/reload", headers=auth)).json()
+            assert result["outcome"] == "applied" and live.reloader.current.logging.level == "debug"
+            rows = (await http.get("/explain", headers=auth)).json()
+            assert "first-api-token" not in str(rows)
+
+    asyncio.run(main())
+    schema = sr.json_schema(App)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "first-api-token" not in str(schema)

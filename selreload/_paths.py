@@ -56,12 +56,6 @@ def split(path: str, mapping_roots: Collection[str] = ()) -> list[Part]:
     return [int(i) if i else k for k, i in _PART.findall(path)]
 
 
-def parent(path: str) -> str:
-    """`"a.b.c"` -> `"a.b"`, `"a[0]"` -> `"a"`, `"a"` -> `""`."""
-    cut = max(path.rfind("."), path.rfind("["))
-    return path[:cut] if cut > 0 else ""
-
-
 def ancestors(path: str) -> Iterable[str]:
     """The path itself, then every dotted prefix, longest first: `a.b.c`, `a.b`, `a`."""
     yield path

@@ -10,8 +10,9 @@ contract (as OpenTelemetry's `SpanProcessor` states its own):
   logs it on `selreload.record` (by type, never by text: a message may quote a secret)
   and goes on with the next recorder, so one broken output never hides the others.
 
-The outputs a Reloader records to are recorders too: metrics, the audit log, the log
-line, the sources that report (etcd ACK/NACK) and the subscribers.
+The outputs a Reloader records to are recorders too: metrics, the log line, the sources
+that report (etcd ACK/NACK) and the subscribers. The audit log is not: it is written
+before the commit (`_pipeline`), so a change that cannot be recorded can be refused.
 """
 
 from __future__ import annotations
@@ -77,28 +78,6 @@ class MetricsRecorder:
         for applier in result.failed:
             self._metrics.applier_failed(applier)
         self._metrics.observe(result, restart_pending=len(live.restart_pending), ts=time.time())
-
-
-class AuditRecorder:
-    """One audit record per attempt that is not UNCHANGED."""
-
-    __slots__ = ("_audit", "_name")
-
-    def __init__(self, audit: Any, name: str) -> None:
-        self._audit = audit
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"<audit {self._audit!r}>"
-
-    def record(self, result: ReloadResult, live: Live[Any]) -> None:
-        if result.outcome is Outcome.UNCHANGED or live.snapshot is None:
-            return
-        try:
-            self._audit.record(result, config=self._name, digest=live.snapshot.digest)
-        except Exception as exc:  # noqa: BLE001
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            log.error("config %r: could not write the audit record (%s)", self._name, why)
 
 
 class LogRecorder:

@@ -16,7 +16,6 @@ from selreload._paths import (
     item,
     join,
     matches,
-    parent,
     render,
     split,
 )
@@ -33,7 +32,6 @@ def test_examples() -> None:
     assert join("", "a") == "a" and join("a", "b") == "a.b"
     assert split("providers[1].name") == ["providers", 1, "name"]
     assert split("logging.levels.com.example.db", {"logging.levels"}) == ["logging", "levels", "com.example.db"]
-    assert parent("a.b.c") == "a.b" and parent("a[0]") == "a" and parent("a") == ""
     assert list(ancestors("a.b.c")) == ["a.b.c", "a.b", "a"]
     assert is_under("a.b.c", "a.b") and is_under("a.b[0]", "a.b") and not is_under("a.bc", "a.b")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
@@ -85,6 +86,18 @@ def flag_of(change: Change, config: Any) -> str:
     """The flag a change sets: its mapping key, or its path for a plain field."""
     key = mapping_key(change.path, config)
     return change.path if key is None else key
+
+
+def updated(previous: Mapping[str, Any], updates: Mapping[str, Any]) -> types.MappingProxyType[str, Any]:
+    """A read-only copy of `previous` with `updates` set, keys whose value is `UNSET`
+    removed: the new map a flag store swaps in with one reference assignment."""
+    flags = dict(previous)
+    for key, value in updates.items():
+        if value is UNSET:
+            flags.pop(key, None)
+        else:
+            flags[key] = value
+    return types.MappingProxyType(flags)
 
 
 def paths_of(changes: Sequence[Change]) -> tuple[str, ...]:

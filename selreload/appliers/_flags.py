@@ -8,7 +8,7 @@ from typing import Any
 
 from .._change import UNSET, Change
 from .._snapshot import Snapshot
-from ._common import Base, flag_of, paths_of
+from ._common import Base, flag_of, paths_of, updated
 
 
 class FeatureFlags(Base):
@@ -45,25 +45,17 @@ class FeatureFlags(Base):
     def apply(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None:
         """Set, clear or remove each flag; raises `ValueError` (changing nothing) on a
         value that is not a bool."""
-        updates: dict[str, bool | None] = {}
+        updates: dict[str, Any] = {}
         for change in changes:
             flag = flag_of(change, snapshot.config)
-            if change.new is UNSET:
-                updates[flag] = None
-            elif isinstance(change.new, bool):
+            if change.new is UNSET or isinstance(change.new, bool):
                 updates[flag] = change.new
             else:
                 raise ValueError(f"{change.path}: a feature flag is true or false, got {change.new!r}")
         with self._lock:
             previous = self._flags
-            flags = dict(previous)
-            for flag, value in updates.items():
-                if value is None:
-                    flags.pop(flag, None)
-                else:
-                    flags[flag] = value
             # The commit point for readers: one reference assignment.
-            self._flags = types.MappingProxyType(flags)
+            self._flags = updated(previous, updates)
             self._undo.push(paths_of(changes), previous)
 
     def rollback(self, changes: Sequence[Change], snapshot: Snapshot[Any]) -> None:

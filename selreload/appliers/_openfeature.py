@@ -21,7 +21,7 @@ from openfeature.provider import AbstractProvider, Metadata
 from .._change import UNSET, Change
 from .._result import Outcome, ReloadResult
 from .._snapshot import Snapshot
-from ._common import Undo, flag_of, paths_of
+from ._common import Undo, flag_of, paths_of, updated
 
 T = TypeVar("T")
 
@@ -174,14 +174,8 @@ class OpenFeatureProvider(AbstractProvider):
             updates[flag] = UNSET if change.new is UNSET else _freeze(change.new, change.path)
         with self._lock:
             previous = self._flags
-            flags = dict(previous)
-            for flag, value in updates.items():
-                if value is UNSET:
-                    flags.pop(flag, None)
-                else:
-                    flags[flag] = value
             self._undo.push(paths_of(changes), previous)
-            self._flags = types.MappingProxyType(flags)
+            self._flags = updated(previous, updates)
             self._version = snapshot.version
             self._changed.extend(updates)
 

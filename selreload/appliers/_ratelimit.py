@@ -124,6 +124,19 @@ class RateLimit:
                 return 0.0
             return (n - self._tokens) / self._limits.rate
 
+    def _wait(self, n: float, deadline: float | None) -> float:
+        """0.0 when `n` tokens were taken, -1.0 when `deadline` passed first, else how long
+        to sleep before trying again (at most 50 ms: a reload may change the rate meanwhile)."""
+        wait = self._take(n)
+        if wait == 0.0:
+            return 0.0
+        if deadline is not None:
+            left = deadline - self._clock()
+            if left <= 0:
+                return -1.0
+            wait = min(wait, left)
+        return min(wait, 0.05)
+
     def _check_n(self, n: float) -> None:
         if not n > 0 or n > self._limits.burst:
             burst = self._limits.burst
@@ -141,28 +154,17 @@ class RateLimit:
         """
         self._check_n(n)
         deadline = None if timeout is None else self._clock() + timeout
-        while (wait := self._take(n)) > 0:
-            if deadline is not None:
-                left = deadline - self._clock()
-                if left <= 0:
-                    return False
-                wait = min(wait, left)
-            # Re-checked after each sleep: a reload may have changed the rate meanwhile.
-            time.sleep(min(wait, 0.05))
-        return True
+        while (wait := self._wait(n, deadline)) > 0:
+            time.sleep(wait)
+        return wait == 0.0
 
     async def acquire_async(self, n: float = 1, *, timeout: float | None = None) -> bool:
         """`acquire` for coroutines: waits with `asyncio.sleep`, never blocking the loop."""
         self._check_n(n)
         deadline = None if timeout is None else self._clock() + timeout
-        while (wait := self._take(n)) > 0:
-            if deadline is not None:
-                left = deadline - self._clock()
-                if left <= 0:
-                    return False
-                wait = min(wait, left)
-            await asyncio.sleep(min(wait, 0.05))
-        return True
+        while (wait := self._wait(n, deadline)) > 0:
+            await asyncio.sleep(wait)
+        return wait == 0.0
 
     def tokens(self) -> float:
         """The tokens the bucket holds now."""

@@ -1,22 +1,22 @@
-"""etcd through aetcd from synchronous code: endpoints, a loop thread, and a `Session` per cluster."""
+"""etcd through aetcd from synchronous code: a `Channel` (one client) per cluster, a `Session` per user."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import functools
 import logging
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
 from ._etcd_access import Access, parse_endpoints, show_endpoints
+from ._etcd_loop import LoopThread, run_sync
 
 T = TypeVar("T")
 
 log = logging.getLogger("selreload.etcd")
 
-__all__ = ["Access", "parse_endpoints", "show_endpoints"]  # re-exported for the callers
+__all__ = ["Access", "LoopThread", "parse_endpoints", "run_sync", "show_endpoints"]  # re-exported for the callers
 
 
 def _aetcd() -> Any:
@@ -150,60 +150,6 @@ async def with_client(access: Access, timeout: float, op: Callable[[Any], Awaita
     raise ConnectionError(f"cannot reach etcd at {access}: {one_line(last) if last else 'no endpoint'}")
 
 
-class LoopThread:
-    """An asyncio event loop running on its own daemon thread."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(self.loop)
-            for task in pending:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run `coro` on the loop and wait for it, at most `timeout` seconds."""
-        future = self.submit(coro)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"no answer from etcd within {timeout:g}s") from None
-        except concurrent.futures.CancelledError:
-            # gRPC cancels the calls in flight on a channel that is closed under them.
-            raise ConnectionError("etcd request cancelled: the connection was closed") from None
-
-    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
-
-
-def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:
-    """Run one coroutine on a private loop thread (safe even when the caller runs a loop)."""
-    runner = LoopThread("selreload-etcd-call")
-    try:
-        return runner.call(coro_fn(), timeout)
-    finally:
-        runner.stop()
-
-
 class CompactedError(Exception):
     """The revision a watch asked to start from is compacted away."""
 
@@ -215,48 +161,117 @@ class KeyEvent(NamedTuple):
     revision: int
 
 
-class Session:
-    """One cluster's client, opened on first use and replaced, on the next endpoint, when it
-    fails. Use it from coroutines on one event loop only: the client is bound to that loop.
+class KeyWatch:
+    """One watch on a (possibly shared) channel: an async iterator of `KeyEvent`s; each
+    advances its session's `revision`. `aclose()` cancels it in etcd."""
 
-    Attributes:
-        revision: the highest store revision any read or watch has seen; a watch resumes
-            after it (store revisions are cluster-wide, so one cursor serves every key).
-    """
+    def __init__(self, session: Session, events: Any) -> None:
+        self._session = session
+        self._events = events
+        self._iterator: Any = None
+
+    def __aiter__(self) -> KeyWatch:
+        return self
+
+    async def __anext__(self) -> KeyEvent:
+        if self._iterator is None:
+            self._iterator = aiter(self._events)
+        event = await anext(self._iterator)
+        kv = event.kv
+        revision = kv.mod_revision
+        session = self._session
+        if revision > session.revision:
+            session.revision = revision
+        return KeyEvent(kv.value if event.kind == "PUT" else None, revision)
+
+    async def aclose(self) -> None:
+        """Cancel the watch in etcd; bounded, and quiet when the stream is gone already
+        (aetcd has then forgotten the watch)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._events.cancel(), self._session.timeout)
+
+
+class Channel:
+    """One aetcd client to one cluster, opened on first use and replaced, on the next
+    endpoint, when a call through it fails. Sessions share it (`selreload._etcd_shared`):
+    many watches multiplex over its one gRPC connection and watch stream. Use it from
+    coroutines on one event loop only: the client is bound to that loop."""
 
     def __init__(self, access: Access, *, timeout: float, name: str) -> None:
         self.access = access
         self.endpoints = access.hosts
         self.timeout = timeout
         self.name = name
-        self.revision = 0
-        self._client: Any = None
+        self.client: Any = None
         self._endpoint = 0
 
     def __repr__(self) -> str:
-        return f"<Session {self.access} for {self.name}>"
+        return f"<Channel {self.access} for {self.name}>"
 
-    @property
-    def connected(self) -> bool:
-        """A client is open (it may still turn out dead)."""
-        return self._client is not None
-
-    async def _connect(self) -> Any:
-        if self._client is None:
+    def open(self) -> Any:
+        """The current client, a new one (not yet connected) when there is none."""
+        if self.client is None:
             host, port = self.endpoints[self._endpoint % len(self.endpoints)]
-            self._client = new_client(self.access, host, port, self.timeout)
-        return self._client
+            self.client = new_client(self.access, host, port, self.timeout)
+        return self.client
 
-    async def _drop(self, client: Any) -> None:
-        # Only the client that failed: a concurrent call may already have opened a new one.
-        if client is not None and client is self._client:
-            self._client = None
+    async def drop(self, client: Any) -> None:
+        """Close `client` after a failure; the next `open()` tries the next endpoint."""
+        # Only the client that failed: another session may already have opened a new one,
+        # and dropping that too would make every session of the channel reconnect again.
+        if client is not None and client is self.client:
+            self.client = None
             self._endpoint += 1
         if client is not None:
             try:
                 await client.close()
             except Exception:  # closing a dead channel may fail; it is gone either way
                 log.debug("etcd %s: closing a failed client", self.name, exc_info=True)
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
+
+
+class Session:
+    """The calls one user (a source, a rollout) makes through a `Channel`: its own or a
+    shared one. Use it from coroutines on the channel's event loop only.
+
+    Attributes:
+        revision: the highest store revision this session's reads and watches have seen;
+            its watch resumes after it. Per session, not per channel: another session's
+            events on another key say nothing about what this one's watch delivered.
+    """
+
+    def __init__(self, access: Access, *, timeout: float, name: str, channel: Channel | None = None) -> None:
+        self.access = access
+        self.endpoints = access.hosts
+        self.timeout = timeout
+        self.name = name
+        self.revision = 0
+        self._channel = channel if channel is not None else Channel(access, timeout=timeout, name=name)
+        self._owns = channel is None
+        self._used: Any = None  # the client this session's last call went through
+
+    def __repr__(self) -> str:
+        return f"<Session {self.access} for {self.name}>"
+
+    def bind(self, channel: Channel) -> None:
+        """Go through `channel` (shared, owned by someone else) from now on."""
+        self._channel, self._owns, self._used = channel, False, None
+
+    @property
+    def connected(self) -> bool:
+        """A client is open (it may still turn out dead)."""
+        return self._channel.client is not None
+
+    async def _connect(self) -> Any:
+        self._used = client = self._channel.open()
+        return client
+
+    async def _drop(self, client: Any) -> None:
+        await self._channel.drop(client)
 
     async def _call(self, op: Callable[[Any], Awaitable[T]]) -> T:
         client = await self._connect()
@@ -277,14 +292,14 @@ class Session:
             raise
 
     async def reconnect(self) -> None:
-        """Forget the current client; the next call opens a fresh channel, on the next
-        endpoint of a cluster."""
-        await self._drop(self._client)
+        """Forget the client this session last used (unless another session already
+        replaced it); the next call opens a fresh one, on the next endpoint of a cluster."""
+        await self._drop(self._used)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        """Close the channel if this session owns it (a shared one closes with its last user)."""
+        if self._owns:
+            await self._channel.close()
 
     async def get(self, key: str) -> tuple[bytes | None, int, int]:
         """`(value or None, mod_revision or 0, header revision)` of `key`."""
@@ -337,8 +352,10 @@ class Session:
     async def delete(self, key: str) -> None:
         await self._call(lambda c: c.delete(_key(key)))
 
-    async def watch(self, key: str, *, start_revision: int) -> AsyncIterator[KeyEvent]:
-        """The events of `key` from `start_revision` on; each advances `revision`.
+    async def watch(self, key: str, *, start_revision: int) -> KeyWatch:
+        """A watch of `key` from `start_revision` on: iterate it for the events (each
+        advances `revision`), and `cancel()` it when done. On a shared channel the watch
+        lives as long as the channel unless cancelled.
 
         Raises:
             CompactedError: etcd no longer has the history from `start_revision`.
@@ -351,13 +368,7 @@ class Session:
         except client_errors():
             await self._drop(client)
             raise
-        return self._events(events)
-
-    async def _events(self, events: Any) -> AsyncIterator[KeyEvent]:
-        async for event in events:
-            revision = int(event.kv.mod_revision)
-            self.revision = max(self.revision, revision)
-            yield KeyEvent(bytes(event.kv.value) if event.kind == "PUT" else None, revision)
+        return KeyWatch(self, events)
 
     async def grant(self, ttl: int) -> int:
         """A new lease of `ttl` seconds; returns its id."""

@@ -1,9 +1,10 @@
 """The etcd source: one key holds a YAML document; each instance ACKs or NACKs every revision.
 
-aetcd is asyncio-only, so each `Etcd` runs its `Session` in an event loop on its own thread
+aetcd is asyncio-only, so each `Etcd` runs its `Session` in an event loop on a thread
 (`LoopThread`): `load()` blocks on a future from that loop, and synchronous apps need
-nothing from asyncio. `watch()` hands the same session and loop to an `EtcdWatch`, which
-keeps the watch and this instance's status lease up (`_etcd_watch`).
+nothing from asyncio. The loop and the aetcd client are the process's, shared by every
+source on the same cluster (`_etcd_shared`). `watch()` hands the session and loop to an
+`EtcdWatch`, which keeps the watch and this instance's status lease up (`_etcd_watch`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import attrs
 from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
 from .._etcd_client import LoopThread, Session, client_errors, one_line, require
+from .._etcd_shared import SharedClient, acquire, release
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._rollout_record import canary_value, candidate_key, rollout_key
@@ -126,8 +128,10 @@ class Etcd:
         self.max_bytes = max_bytes
         self.max_nodes = max_nodes
         self._runner_lock = threading.Lock()
-        self._runner: LoopThread | None = None
-        # Touched only by coroutines on the runner's loop (reads here, the watch there).
+        # The process's client for this cluster, shared with every other source on it;
+        # held from the first load() or watch() to the watch's stop() or close().
+        self._shared: SharedClient | None = None
+        # Touched only by coroutines on the shared loop (reads here, the watch there).
         self._session = Session(self.access, timeout=timeout, name=key)
         # What this source knows of the key; touched by load() and report(), which the
         # Reloader serializes.
@@ -152,9 +156,18 @@ class Etcd:
 
     def _loop(self) -> LoopThread:
         with self._runner_lock:
-            if self._runner is None:
-                self._runner = LoopThread(f"selreload-etcd {self.key}")
-            return self._runner
+            shared = self._shared
+            if shared is None or not shared.usable:
+                # None yet, or the parent's after fork(): join (or open) this process's.
+                self._shared = shared = acquire(self.access, self.timeout)
+                self._session.bind(shared.channel)
+            return shared.runner
+
+    def _release(self) -> None:
+        with self._runner_lock:
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            release(shared)
 
     # --- Source ---------------------------------------------------------------------------
 
@@ -177,7 +190,8 @@ class Etcd:
             elif self.rollouts:
                 value, revision = self._read_with_rollout()
             else:
-                value, revision, header = self._loop().call(self._session.get(self.key), self.timeout + 1.0)
+                runner = self._loop()
+                value, revision, header = runner.call(self._session.get(self.key), self.timeout + 1.0)
                 self._consumed = max(self._consumed, header)
         except client_errors() as exc:
             if self._good is not None:
@@ -216,7 +230,8 @@ class Etcd:
         """The key, or the candidate while the rollout record names this instance a canary:
         all three read in one transaction, so a record never meets a stale candidate."""
         keys = (self.key, rollout_key(self.key), candidate_key(self.key))
-        found, header = self._loop().call(self._session.read(keys), self.timeout + 1.0)
+        runner = self._loop()
+        found, header = runner.call(self._session.read(keys), self.timeout + 1.0)
         self._consumed = max(self._consumed, header)
         record, candidate = found.get(keys[1]), found.get(keys[2])
         self._canary = canary_value(record and record[0], candidate and candidate[0], self.instance)
@@ -260,11 +275,12 @@ class Etcd:
         keep this instance's status alive until `stop()`."""
         if self._watch is not None:
             self._watch.stop()
+        runner = self._loop()
         self._watch = EtcdWatch(
             key=self.key,
             label=self.instance,
             session=self._session,
-            runner=self._loop(),
+            runner=runner,
             notify=notify,
             status_key=self.status_key,
             lease_ttl=self.lease_ttl,
@@ -274,18 +290,16 @@ class Etcd:
             also=(rollout_key(self.key), candidate_key(self.key)) if self.rollouts else (),
             tick=self._recheck,
             tick_interval=self.health_interval,
+            dispatcher=self._shared.dispatcher if self._shared is not None else None,
         )
         return self._watch
 
     def _watch_stopped(self, watch: EtcdWatch) -> None:
-        # The loop thread goes with the watch (a later load() starts a new one): stopping
-        # a Reloader stops its watchers, and nothing else would end the thread.
-        with self._runner_lock:
-            if self._runner is watch.runner:
-                self._runner = None
+        # The shared client is released with the watch (a later load() joins again):
+        # stopping a Reloader stops its watchers, and the last one out closes the client.
         if self._watch is watch:
             self._watch = None
-        watch.runner.stop()
+        self._release()
 
     # --- Reporter -------------------------------------------------------------------------
 
@@ -326,11 +340,8 @@ class Etcd:
             watch.publish(status)
 
     def close(self) -> None:
-        """Stop the watch, if any, and the loop thread (a later `load()` starts a new one)."""
+        """Stop the watch, if any, and leave the shared client (its last user closes it; a
+        later `load()` joins again)."""
         if self._watch is not None:
             self._watch.stop()
-        with self._runner_lock:
-            runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.call(self._session.close(), self.timeout)
-            runner.stop()
+        self._release()

@@ -10,7 +10,8 @@ runs on, a `notify` to call and the statuses to write (`publish`), and hands bac
 latest value it saw (`pushed`) and the moment it stops (`on_stop`).
 
 `notify` is never called from the loop thread: a reload reads etcd, which needs the loop,
-so a small dispatcher thread makes the calls instead.
+so a dispatcher makes the calls instead: the pool the watches of a process share on one
+etcd client (`_etcd_dispatch`), or a one-thread pool of the watch's own.
 """
 
 from __future__ import annotations
@@ -20,17 +21,25 @@ import contextlib
 import json
 import logging
 import random
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from .._etcd_client import CompactedError, KeyEvent, LoopThread, client_errors
+from .._etcd_dispatch import Dispatcher, Job
 from .._typing import NotifyFn
 
 log = logging.getLogger("selreload.etcd")
 
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
+
+
+class EventStream(Protocol):
+    """A watch's events (`selreload._etcd_client.KeyWatch`); `aclose()` cancels the watch."""
+
+    def __aiter__(self) -> AsyncIterator[KeyEvent]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
 
 
 class KeySession(Protocol):
@@ -43,7 +52,7 @@ class KeySession(Protocol):
 
     async def get(self, key: str) -> tuple[bytes | None, int, int]: ...
 
-    async def watch(self, key: str, *, start_revision: int) -> AsyncIterator[KeyEvent]: ...
+    async def watch(self, key: str, *, start_revision: int) -> EventStream: ...
 
     async def grant(self, ttl: int) -> int: ...
 
@@ -93,10 +102,12 @@ class EtcdWatch:
         status: the status to write as soon as a lease exists (the last one published).
         also: more keys to watch (the rollout record and the candidate); their events
             only advance `side_revision` and wake a reload, which reads them.
-        tick: called from the dispatcher thread every `tick_interval` seconds without an
+        tick: called from the dispatcher every `tick_interval` seconds without an
             event (the source re-evaluates its health check).
         on_stop: called once by `stop()`, after the lease is revoked; the loop thread is
             then the caller's to stop.
+        dispatcher: the pool that runs `notify` and `tick` (shared with the other watches
+            on the same client); default: a one-thread pool of this watch's own.
     """
 
     def __init__(
@@ -115,6 +126,7 @@ class EtcdWatch:
         also: tuple[str, ...] = (),
         tick: Callable[[], None] | None = None,
         tick_interval: float = 1.0,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.key, self.label, self.runner = key, label, runner
         self._session = session
@@ -133,13 +145,13 @@ class EtcdWatch:
         self._tick = tick
         self._tick_interval = tick_interval
         self._closing = False
-        self._wake = threading.Event()
-        self._dispatcher = threading.Thread(target=self._dispatch, name=f"selreload-etcd-notify {key}")
-        self._dispatcher.daemon = True
+        self._own_dispatcher = dispatcher is None
+        self._dispatcher = dispatcher or Dispatcher(f"selreload-etcd-notify {key}", max_threads=1)
+        self._job = Job(label, lambda: self._notify("etcd"), tick=tick, interval=tick_interval)
         self._status_ready: asyncio.Event | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._lease: int | None = None
-        self._dispatcher.start()
+        self._dispatcher.add(self._job)
         self._task = runner.submit(self._supervise())
 
     def __repr__(self) -> str:
@@ -147,23 +159,8 @@ class EtcdWatch:
 
     # --- the sync side --------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
-        while True:
-            woke = self._wake.wait(self._tick_interval if self._tick is not None else None)
-            if self._closing:
-                return
-            if not woke:
-                try:
-                    if self._tick is not None:
-                        self._tick()
-                except Exception:  # the dispatcher must outlive a failing callback
-                    log.exception("etcd %s: periodic health check failed", self.key)
-                continue
-            self._wake.clear()
-            try:
-                self._notify("etcd")
-            except Exception:  # the dispatcher must outlive a failing callback
-                log.exception("etcd %s: reload after a change failed", self.key)
+    def _wake(self) -> None:
+        self._dispatcher.wake(self._job)
 
     def publish(self, status: dict[str, Any]) -> None:
         """Queue a write of `status` (never blocks a reload); a later one replaces it."""
@@ -175,18 +172,18 @@ class EtcdWatch:
 
     def alive(self) -> bool:
         """False only when the supervisor or its dispatcher died while watching."""
-        return self._closing or (not self._task.done() and self._dispatcher.is_alive())
+        return self._closing or (not self._task.done() and self._dispatcher.alive())
 
     def stop(self) -> None:
         """Stop watching, revoke the lease (the status row goes at once), join the threads."""
         if self._closing:
             return
         self._closing = True
-        self._wake.set()
-        # Join the dispatcher while the loop still runs: a reload in flight needs it. (Not
+        # Wait for a reload in flight while the loop still runs: it needs the loop. (Not
         # when an applier stops the Reloader from that very reload.)
-        if threading.current_thread() is not self._dispatcher:
-            self._dispatcher.join(self._timeout + 2.0)
+        self._dispatcher.remove(self._job, self._timeout + 2.0)
+        if self._own_dispatcher:
+            self._dispatcher.close(self._timeout + 2.0)
         try:
             self.runner.call(self._shutdown(), self._timeout + 1.0)
         except Exception:  # etcd may be gone; the lease then just expires
@@ -244,34 +241,36 @@ class EtcdWatch:
         session = self._session
         if session.revision == 0:
             await session.get(self.key)  # from now: the header revision of a read
-        keys = (self.key, *self._also)
+        # Every watch opened is cancelled in the `finally`: on a channel shared with other
+        # sources, a watch nobody cancels keeps queueing events nobody reads.
+        streams: list[EventStream] = []
+        tasks: list[asyncio.Future[None]] = []
         try:
-            start = session.revision + 1
-            streams = [await session.watch(k, start_revision=start) for k in keys]
-        except CompactedError:
-            # History before the compaction is gone: read what etcd holds now instead.
-            await session.get(self.key)
-            start = session.revision + 1
-            streams = [await session.watch(k, start_revision=start) for k in keys]
-            catch_up = True
-        lease = await session.grant(self._lease_ttl)
-        self._lease = lease
-        connected.append(True)
-        backoff.reset()
-        if catch_up:
-            # An event seen before the outage may have reached a reload that could not read
-            # etcd any more: one reload now reads what etcd holds (UNCHANGED if nothing new).
-            log.info("etcd %s: reconnected at revision %d", self.key, session.revision)
-            self._wake.set()
-        if self._status is not None and self._status_ready is not None:
-            self._status_ready.set()  # the new lease needs the status written again
-        tasks = [
-            asyncio.ensure_future(self._events(streams[0])),
-            *(asyncio.ensure_future(self._side_events(e)) for e in streams[1:]),
-            asyncio.ensure_future(self._keepalive(lease)),
-            asyncio.ensure_future(self._write_status(lease)),
-        ]
-        try:
+            try:
+                await self._open(streams, session.revision + 1)
+            except CompactedError:
+                # History before the compaction is gone: read what etcd holds now instead.
+                await session.get(self.key)
+                await self._open(streams, session.revision + 1)
+                catch_up = True
+            lease = await session.grant(self._lease_ttl)
+            self._lease = lease
+            connected.append(True)
+            backoff.reset()
+            if catch_up:
+                # An event seen before the outage may have reached a reload that could not
+                # read etcd any more: one reload now reads what etcd holds (UNCHANGED if
+                # nothing new).
+                log.info("etcd %s: reconnected at revision %d", self.key, session.revision)
+                self._wake()
+            if self._status is not None and self._status_ready is not None:
+                self._status_ready.set()  # the new lease needs the status written again
+            tasks = [
+                asyncio.ensure_future(self._events(streams[0])),
+                *(asyncio.ensure_future(self._side_events(e)) for e in streams[1:]),
+                asyncio.ensure_future(self._keepalive(lease)),
+                asyncio.ensure_future(self._write_status(lease)),
+            ]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises what ended the session
@@ -282,16 +281,24 @@ class EtcdWatch:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(s.aclose() for s in streams), return_exceptions=True)
 
-    async def _events(self, events: AsyncIterator[KeyEvent]) -> None:
+    async def _open(self, streams: list[EventStream], start: int) -> None:
+        for stream in streams:
+            await stream.aclose()
+        streams.clear()
+        for key in (self.key, *self._also):
+            streams.append(await self._session.watch(key, start_revision=start))
+
+    async def _events(self, events: AsyncIterable[KeyEvent]) -> None:
         async for event in events:
             self.pushed = event
-            self._wake.set()
+            self._wake()
 
-    async def _side_events(self, events: AsyncIterator[KeyEvent]) -> None:
+    async def _side_events(self, events: AsyncIterable[KeyEvent]) -> None:
         async for event in events:
             self.side_revision = max(self.side_revision, event.revision)
-            self._wake.set()
+            self._wake()
 
     async def _keepalive(self, lease: int) -> None:
         while True:

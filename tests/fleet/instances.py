@@ -1,4 +1,7 @@
-"""Fleet instances as real processes (`worker.py`), and bounded waits on their statuses."""
+"""Fleet instances as real processes (`worker.py`), and bounded waits on their statuses.
+
+`Instance` is one process running one instance, or (`count=N`) a host of N instances
+on one shared etcd client, named `{name}0` .. `{name}{N-1}`."""
 
 from __future__ import annotations
 
@@ -36,13 +39,21 @@ def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, interv
 class Instance:
     """One worker process; its stdout lines arrive through a reader thread."""
 
-    def __init__(self, endpoint: str, key: str, name: str, lease_ttl: int, log_dir: pathlib.Path) -> None:
+    def __init__(
+        self, endpoint: str, key: str, name: str, lease_ttl: int, log_dir: pathlib.Path, *, count: int | None = None
+    ) -> None:
         self.name = name
+        self.count = count
+        self.names = [name] if count is None else [f"{name}{n}" for n in range(count)]
+        self.ready_info: dict[str, Any] = {}
         self.stderr_path = log_dir / f"{name}.stderr"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        argv = [sys.executable, str(WORKER), endpoint, key, name, str(lease_ttl)]
+        if count is not None:
+            argv += ["--count", str(count)]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(WORKER), endpoint, key, name, str(lease_ttl)],
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -73,8 +84,16 @@ class Instance:
 
     def wait_ready(self, timeout: float) -> None:
         line = self.readline(timeout)
-        if line != "ready":
+        if line != "ready" and not line.startswith("ready "):
             raise AssertionError(f"{self.name} did not start: {line}")
+        self.ready_info = json.loads(line[6:]) if line.startswith("ready ") else {}
+
+    def ask(self, command: str, timeout: float = 10.0) -> Any:
+        """Send one command (`cpu`, `versions`, `current`) and return its JSON answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.readline(timeout))
 
     def current(self, timeout: float = 10.0) -> dict[str, Any]:
         """The instance's live config, as it reads it."""

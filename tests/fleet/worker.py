@@ -1,15 +1,24 @@
-"""One fleet instance as its own process: a Reloader on `sr.Etcd`, driven over stdin/stdout.
+"""Fleet instances as a process: a Reloader on `sr.Etcd`, driven over stdin/stdout.
 
     python worker.py ENDPOINT KEY INSTANCE LEASE_TTL
+    python worker.py ENDPOINT KEY INSTANCE LEASE_TTL --count N
 
 Prints `ready` once started (or `error: ...` and exits 2). Then, per line on stdin:
 `current` prints the live config as JSON; `quit` (or end of input) stops and exits 0.
+
+With `--count N` the process hosts N instances, `INSTANCE0` .. `INSTANCE{N-1}`, each a
+full Reloader (its own schema structuring, applier, status key, lease and ACK) on the
+process's one shared etcd client; they use the default health re-check, not the `sick`
+flag. `ready` then carries JSON: `{"start_s": seconds to start all N, "rss_base": RSS
+in bytes before the first, "rss": after the last}`. More commands: `cpu` prints the
+process's CPU seconds so far, `versions` prints `{instance: [version, digest]}`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import attrs
 
@@ -32,8 +41,61 @@ class App:
     token: str = sr.secret(default="")
 
 
+def rss_bytes() -> int:
+    """This process's resident set size (Linux: `VmRSS` in /proc/self/status)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def capacity_check(changes: object, snapshot: object) -> None:
+    # A limit of 10,000 or more passes validation (push accepts it) but fails to
+    # apply on the instance: a NACK (rolled back).
+    if snapshot.config.limit >= 10_000:  # type: ignore[attr-defined]
+        raise RuntimeError("capacity exceeded")
+
+
+def host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> int:
+    """`count` instances in this process, each a full Reloader on the shared client."""
+    rss_base = rss_bytes()
+    t0 = time.perf_counter()
+    reloaders: list[sr.Reloader[App]] = []
+    try:
+        for n in range(count):
+            name = f"{prefix}{n}"
+            reloader = sr.Reloader(App, [sr.Etcd(endpoint, key, instance=name, lease_ttl=ttl)], name=name)
+            reloader.on("limit", capacity_check)
+            reloader.start()
+            reloaders.append(reloader)
+    except sr.ConfigError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    ready = {"start_s": time.perf_counter() - t0, "rss_base": rss_base, "rss": rss_bytes()}
+    print(f"ready {json.dumps(ready)}", flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "cpu":
+                print(json.dumps(time.process_time()), flush=True)
+            elif command == "versions":
+                live = {r.name: [r.snapshot.version, r.snapshot.digest] for r in reloaders if r.snapshot}
+                print(json.dumps(live), flush=True)
+            elif command == "current":
+                print(json.dumps(masked_plain(reloaders[0].current, schema=reloaders[0].schema)), flush=True)
+            elif command == "quit":
+                break
+    finally:
+        for reloader in reloaders:
+            reloader.stop()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     endpoint, key, instance, ttl = argv[1], argv[2], argv[3], int(argv[4])
+    if len(argv) > 6 and argv[5] == "--count":
+        return host(endpoint, key, instance, ttl, int(argv[6]))
     holder: list[sr.Reloader[App]] = []
 
     def health() -> tuple[bool, str]:
@@ -45,12 +107,7 @@ def main(argv: list[str]) -> int:
     reloader = sr.Reloader(App, [source], name=instance)
     holder.append(reloader)
 
-    @reloader.on("limit")
-    def check_capacity(changes: object, snapshot: object) -> None:
-        # A limit of 10,000 or more passes validation (push accepts it) but fails to
-        # apply on the instance: a NACK (rolled back).
-        if snapshot.config.limit >= 10_000:  # type: ignore[attr-defined]
-            raise RuntimeError("capacity exceeded")
+    reloader.on("limit", capacity_check)
 
     try:
         reloader.start()

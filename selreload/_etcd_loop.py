@@ -1,0 +1,65 @@
+"""An asyncio event loop on its own thread, for aetcd calls from synchronous code."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running on its own daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop and wait for it, at most `timeout` seconds."""
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer from etcd within {timeout:g}s") from None
+        except concurrent.futures.CancelledError:
+            # gRPC cancels the calls in flight on a channel that is closed under them.
+            raise ConnectionError("etcd request cancelled: the connection was closed") from None
+
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+
+def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:
+    """Run one coroutine on a private loop thread (safe even when the caller runs a loop)."""
+    runner = LoopThread("selreload-etcd-call")
+    try:
+        return runner.call(coro_fn(), timeout)
+    finally:
+        runner.stop()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
 from ._etcd_access import Access, parse_endpoints, show_endpoints
+from ._etcd_lease import LeaseKeeper
 from ._etcd_loop import LoopThread, run_sync
 
 T = TypeVar("T")
@@ -204,9 +205,7 @@ class Channel:
         self.name = name
         self.client: Any = None
         self._endpoint = 0
-
-    def __repr__(self) -> str:
-        return f"<Channel {self.access} for {self.name}>"
+        self._keeper: tuple[Any, LeaseKeeper] | None = None
 
     def open(self) -> Any:
         """The current client, a new one (not yet connected) when there is none."""
@@ -224,13 +223,26 @@ class Channel:
             self._endpoint += 1
         if client is not None:
             try:
+                await self._close_keeper(client)
                 await client.close()
             except Exception:  # closing a dead channel may fail; it is gone either way
                 log.debug("etcd %s: closing a failed client", self.name, exc_info=True)
 
+    def keeper(self, client: Any) -> LeaseKeeper:
+        """The keepalive stream through `client` (the current one, or one that just failed)."""
+        if self._keeper is None or self._keeper[0] is not client:
+            self._keeper = (client, LeaseKeeper(client, timeout=self.timeout))
+        return self._keeper[1]
+
+    async def _close_keeper(self, client: Any) -> None:
+        if self._keeper is not None and self._keeper[0] is client:
+            keeper, self._keeper = self._keeper[1], None
+            await keeper.close()
+
     async def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
+            await self._close_keeper(client)
             await client.close()
 
 
@@ -246,7 +258,6 @@ class Session:
 
     def __init__(self, access: Access, *, timeout: float, name: str, channel: Channel | None = None) -> None:
         self.access = access
-        self.endpoints = access.hosts
         self.timeout = timeout
         self.name = name
         self.revision = 0
@@ -376,9 +387,9 @@ class Session:
         return int(lease.id)
 
     async def refresh(self, lease: int) -> int:
-        """Keep `lease` alive; returns its TTL left, 0 when etcd no longer knows it."""
-        reply = await self._call(lambda c: c.refresh_lease(lease))
-        return 0 if reply is None else max(int(reply.TTL), 0)
+        """Keep `lease` alive; returns its TTL left, 0 when etcd no longer knows it. Over
+        the channel's one keepalive stream (`_etcd_lease`), however many sessions share it."""
+        return await self._call(lambda c: self._channel.keeper(c).refresh(lease))
 
     async def revoke(self, lease: int) -> None:
         await self._call(lambda c: c.revoke_lease(lease))

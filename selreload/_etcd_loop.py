@@ -16,6 +16,8 @@ class LoopThread:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
+        self._batch_lock = threading.Lock()
+        self._batch: list[Callable[[], object]] = []
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -48,6 +50,27 @@ class LoopThread:
 
     def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
+
+    def call_soon_batched(self, fn: Callable[[], object]) -> None:
+        """`call_soon(fn)`, sharing one wake-up of the loop with the calls made before the
+        loop got to them: each wake-up is a write to the loop's self-pipe and a thread
+        switch, and a process hosting many instances publishes many statuses in a row."""
+        with self._batch_lock:
+            self._batch.append(fn)
+            if len(self._batch) > 1:
+                return
+        try:
+            self.loop.call_soon_threadsafe(self._run_batch)
+        except RuntimeError:  # the loop is closed: nothing will run them
+            with self._batch_lock:
+                self._batch.clear()
+            raise
+
+    def _run_batch(self) -> None:
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        for fn in batch:
+            fn()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.loop.is_closed():

@@ -168,7 +168,7 @@ class EtcdWatch:
         if self._closing:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed under us: stop() is under way
-            self.runner.call_soon(self._status_changed)
+            self.runner.call_soon_batched(self._status_changed)
 
     def alive(self) -> bool:
         """False only when the supervisor or its dispatcher died while watching."""

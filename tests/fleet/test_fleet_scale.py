@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -177,3 +178,26 @@ def test_a_host_process_runs_many_instances(etcd: EtcdServer, kv: Kv, tmp_path: 
         assert {digest for _, digest in versions.values()} == {next(iter(rows.values()))["digest"]}
     finally:
         host.close()
+
+
+def test_leases_stay_alive_over_the_shared_keepalive_stream(etcd: EtcdServer, kv: Kv, key: str) -> None:
+    """Twenty instances with 1-second leases: every status row outlives three TTLs (the
+    keepalives of all twenty go over one stream), and goes at once on stop."""
+    kv.put(key, document(1))
+    reloaders = []
+    try:
+        for n in range(20):
+            reloader = sr.Reloader(App, [sr.Etcd(etcd.endpoint, key, instance=f"k{n}", lease_ttl=1)], name=f"k{n}")
+            reloader.start()
+            reloaders.append(reloader)
+        wait_for(lambda: len(kv.prefix(f"{key}.status/")) == 20, timeout=10, what="20 status rows")
+        leases = {r.sources[0]._watch._lease for r in reloaders}  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            assert len(kv.prefix(f"{key}.status/")) == 20
+            time.sleep(0.2)
+        assert {r.sources[0]._watch._lease for r in reloaders} == leases  # type: ignore[attr-defined]
+    finally:
+        for reloader in reloaders:
+            reloader.stop()
+    assert kv.prefix(f"{key}.status/") == {}

@@ -217,8 +217,8 @@ class PushResult:
     """What `push` did.
 
     Attributes:
-        exit_code: 0 written (or already there), 1 invalid document (nothing written),
-            3 the key moved since the plan (nothing written).
+        exit_code: 0 written (or already there), 1 invalid document or a rollout in
+            progress (nothing written), 3 the key moved since the plan (nothing written).
         message: one line for people.
         plan: the plan table of the document against what etcd holds (secrets masked).
         revision: the key's revision afterwards: the one written (0), the one planned
@@ -258,23 +258,33 @@ class PushPlan:
             msg = f"etcd {self.key} already holds {self.file} (revision {self.base_revision}): nothing written"
             return PushResult(0, msg, self.plan, self.base_revision)
         hosts = access(self.endpoints)
-        key = self.key.encode()
+        key, rkey = self.key.encode(), rollout_key(self.key).encode()
 
-        async def op(client: Any) -> tuple[bool, int]:
+        async def op(client: Any) -> tuple[bool, int, tuple[bytes, int] | None]:
+            # Also refused while a rollout is in progress: its promotion would then find the
+            # key moved and revert, and the fleet would run neither document for a while.
             t = client.transactions
             ok, responses = await client.transaction(
-                compare=[t.mod(key) == self.base_revision],
+                compare=[t.mod(key) == self.base_revision, t.version(rkey) == 0],
                 success=[t.put(key, self.document)],
-                failure=[t.get(key)],
+                failure=[t.get(key), t.get(rkey)],
             )
             if ok:
-                return True, int(responses[0].response_put.header.revision)
-            got = responses[0]
-            return False, int(got[0][1].mod_revision) if got else 0
+                return True, int(responses[0].response_put.header.revision), None
+            got, record = responses
+            rollout = (bytes(record[0][0]), int(record[0][1].mod_revision)) if record else None
+            return False, int(got[0][1].mod_revision) if got else 0, rollout
 
-        ok, revision = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
+        ok, revision, rollout = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
         if ok:
             return PushResult(0, f"wrote {self.file} to etcd {self.key} at revision {revision}", self.plan, revision)
+        if rollout is not None and revision == self.base_revision:
+            try:
+                what = RolloutRecord.loads(*rollout).summary()
+            except ValueError:
+                what = f"a rollout ({rollout_key(self.key)})"
+            msg = f"etcd {self.key}: {what} is in progress: nothing written; resume or abort it first"
+            return PushResult(1, msg, "", revision)  # one line: the plan is not what went wrong
         now = f"revision {revision}" if revision else "deleted"
         msg = (
             f"etcd {self.key} moved from revision {self.base_revision} to {now} since the plan: "

@@ -59,6 +59,12 @@ class FleetRow:
         candidate: it runs the rollout's candidate (a canary).
         healthy: its reloader's health and its own check (`None`: not reported).
         health: why it is unhealthy.
+        digest: the content digest of its live config (the same config: the same digest).
+        overrides_seq: the fleet overrides record it last read; `overrides` those in force
+            there (path, actor, ts, expires; no value); `overrides_refused` why it refused some.
+        command_seq, command_outcome, command_errors: the last fleet command it ran
+            (`selreload rollback`) and how that went.
+        history: `(version, digest)` of the snapshots it keeps, oldest first.
     """
 
     instance: str
@@ -72,6 +78,14 @@ class FleetRow:
     candidate: bool = False
     healthy: bool | None = None
     health: str | None = None
+    digest: str | None = None
+    overrides_seq: int = 0
+    overrides: tuple[dict[str, Any], ...] = ()
+    overrides_refused: tuple[str, ...] = ()
+    command_seq: int = 0
+    command_outcome: str | None = None
+    command_errors: tuple[str, ...] = ()
+    history: tuple[tuple[int, str], ...] = ()
 
     @property
     def acked(self) -> bool:
@@ -104,6 +118,18 @@ class FleetRow:
             candidate=doc.get("candidate") is True,
             healthy=doc["healthy"] if isinstance(doc.get("healthy"), bool) else None,
             health=str(doc["health"]) if doc.get("health") else None,
+            digest=str(doc["digest"]) if doc.get("digest") else None,
+            overrides_seq=_int(doc.get("overrides_seq")) or 0,
+            overrides=tuple(e for e in doc.get("overrides") or () if isinstance(e, dict)),
+            overrides_refused=_strings(doc.get("overrides_refused")),
+            command_seq=_int(doc.get("command_seq")) or 0,
+            command_outcome=str(doc["command_outcome"]) if doc.get("command_outcome") else None,
+            command_errors=_strings(doc.get("command_errors")),
+            history=tuple(
+                (h[0], str(h[1]))
+                for h in doc.get("history") or ()
+                if isinstance(h, list) and len(h) == 2 and _int(h[0])
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +145,14 @@ class FleetRow:
             "candidate": self.candidate,
             "healthy": self.healthy,
             "health": self.health,
+            "digest": self.digest,
+            "overrides_seq": self.overrides_seq,
+            "overrides": list(self.overrides),
+            "overrides_refused": list(self.overrides_refused),
+            "command_seq": self.command_seq,
+            "command_outcome": self.command_outcome,
+            "command_errors": list(self.command_errors),
+            "history": [list(h) for h in self.history],
         }
 
 

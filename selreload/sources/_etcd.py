@@ -22,6 +22,15 @@ import attrs
 from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
 from .._etcd_client import LoopThread, Session, client_errors, one_line, require
+from .._fleet_overrides import (
+    TRIGGER_EXPIRY,
+    TRIGGER_OVERRIDE,
+    ExpiryTimer,
+    InstanceOverrides,
+    control_key,
+    overrides_key,
+    parse_record,
+)
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._rollout_record import canary_value, candidate_key, rollout_key
@@ -30,6 +39,9 @@ from .._yaml import parse_document
 from ._etcd_watch import EtcdWatch
 
 if TYPE_CHECKING:
+    import weakref
+
+    from .._reloader import Reloader
     from .._result import ReloadResult
     from .._snapshot import Snapshot
 
@@ -71,6 +83,12 @@ class Etcd:
             every status (with the Reloader's own `status()["healthy"]`); a canary that
             turns unhealthy while it bakes fails the rollout.
         health_interval: seconds between health re-checks while nothing changes.
+        overrides: take part in fleet-wide runtime overrides and commands (`selreload
+            set|unset|rollback --etcd`): also watch `{key}.overrides` and `{key}.control`,
+            put the overrides in force on top of the document (origin
+            `override:<actor>@<ts>`, each dropped at its expiry; restart-only, secret and
+            unknown paths refused and reported as `overrides_refused`), and run each
+            command (a rollback to a digest) once, reporting `command_seq`.
 
     Raises:
         ValueError: a bad endpoint, an unreadable TLS file, a user without a password.
@@ -101,6 +119,7 @@ class Etcd:
         rollouts: bool = True,
         health: Callable[[], bool | tuple[bool, str]] | None = None,
         health_interval: float = 1.0,
+        overrides: bool = True,
     ) -> None:
         if not key:
             raise ValueError("an etcd key is required")
@@ -142,6 +161,12 @@ class Etcd:
         self.health_interval = health_interval
         self._reloader_healthy: Callable[[], bool] | None = None
         self._canary = False  # the last read loaded the rollout's candidate
+        self.overrides = overrides
+        self._overrides = InstanceOverrides()
+        self._control: dict[str, Any] = parse_record(None)
+        self._done_seq: int | None = None  # commands up to here ran (or predate this instance)
+        self._command: dict[str, Any] = {"command_seq": 0}
+        self._reloader: weakref.ReferenceType[Reloader[Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -174,7 +199,7 @@ class Etcd:
                 # round trip per instance per put (a later put is a later event anyway).
                 value, revision = pushed
                 self._consumed = revision
-            elif self.rollouts:
+            elif self.rollouts or self.overrides:
                 value, revision = self._read_with_rollout()
             else:
                 value, revision, header = self._loop().call(self._session.get(self.key), self.timeout + 1.0)
@@ -188,7 +213,7 @@ class Etcd:
                     one_line(exc),
                     self._good.revision,
                 )
-                return self._good
+                return self._compose(self._good)
             msg = f"cannot read from etcd at {self.access}: {one_line(exc)}"
             raise ConfigError([Issue("", msg, self.name)]) from None
         if value is None:
@@ -196,30 +221,49 @@ class Etcd:
                 log.warning(
                     "etcd key %s was deleted: keeping the config from revision %s", self.key, self._good.revision
                 )
-                return self._good
+                return self._compose(self._good)
             raise ConfigError([Issue("", f"etcd key does not exist (at {self.access})", self.name)])
         self._newest = revision
         # The revision is part of the identity: every revision gets its own ACK or NACK,
         # even one that writes the same bytes again.
         digest = f"{hashlib.sha256(value).hexdigest()}@{revision}"
         if self._good is not None and self._good.digest == digest:
-            return self._good
+            return self._compose(self._good)
         name = f"etcd:{candidate_key(self.key)}@{revision}" if self._canary else f"{self.name}@{revision}"
         if len(value) > self.max_bytes:
             msg = f"value too large: {len(value):,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
             raise ConfigError([Issue("", msg, name)])
         layer = attrs.evolve(parse_document(name, value, digest, max_nodes=self.max_nodes), revision=revision)
         self._good = layer
-        return layer
+        return self._compose(layer)
+
+    def _compose(self, doc: Layer) -> Layer:
+        """The document with the fleet overrides in force now on top (the overrides of
+        the last read: an expiry applies even while etcd is unreachable)."""
+        return self._overrides.compose(doc) if self.overrides else doc
 
     def _read_with_rollout(self) -> tuple[bytes | None, int]:
-        """The key, or the candidate while the rollout record names this instance a canary:
-        all three read in one transaction, so a record never meets a stale candidate."""
-        keys = (self.key, rollout_key(self.key), candidate_key(self.key))
+        """The key, or the candidate while the rollout record names this instance a canary,
+        and the fleet overrides and command: all read in one transaction, so a record never
+        meets a stale candidate."""
+        keys = (
+            self.key,
+            rollout_key(self.key),
+            candidate_key(self.key),
+            overrides_key(self.key),
+            control_key(self.key),
+        )
         found, header = self._loop().call(self._session.read(keys), self.timeout + 1.0)
         self._consumed = max(self._consumed, header)
+        if self.overrides:
+            self._overrides.read(found.get(keys[3]))
+            control = found.get(keys[4])
+            self._control = parse_record(control[0] if control else None)
+            if self._done_seq is None:  # commands written before this instance are not for it
+                self._done_seq = int(self._control["seq"])
+                self._command = {"command_seq": self._done_seq}
         record, candidate = found.get(keys[1]), found.get(keys[2])
-        self._canary = canary_value(record and record[0], candidate and candidate[0], self.instance)
+        self._canary = self.rollouts and canary_value(record and record[0], candidate and candidate[0], self.instance)
         if self._canary and candidate is not None:
             return candidate
         got = found.get(self.key)
@@ -229,6 +273,75 @@ class Etcd:
         """Called by the Reloader: `healthy()` is its `status()["healthy"]`, reported in
         every status alongside the user's `health` check."""
         self._reloader_healthy = healthy
+
+    def bind_reloader(self, reloader: weakref.ReferenceType[Reloader[Any]]) -> None:
+        """Called by the Reloader: fleet commands run on it, and its schema decides which
+        fleet overrides this instance refuses."""
+        self._reloader = reloader
+        bound = reloader()
+        if bound is not None:
+            self._overrides.schema = bound.schema
+
+    def _bound(self) -> Reloader[Any] | None:
+        return self._reloader() if self._reloader is not None else None
+
+    def _on_change(self, notify: NotifyFn) -> NotifyFn:
+        """What the watch calls: a reload (audited as the override's author when the
+        overrides changed), then the fleet command, if a new one came."""
+
+        def changed(trigger: str) -> None:
+            reloader = self._bound()
+            actor = self._override_author() if reloader is not None else None
+            if reloader is not None and actor is not None:
+                reloader.reload(TRIGGER_OVERRIDE, actor)
+            else:
+                notify(trigger)
+            if reloader is not None:
+                self._run_command(reloader)
+
+        return changed
+
+    def _override_author(self) -> str | None:
+        """Who wrote the overrides record, if it changed since the last read (one read)."""
+        watch = self._watch
+        if not self.overrides or watch is None or watch.side_revision <= self._consumed:
+            return None
+        key = overrides_key(self.key)
+        try:
+            found, _ = self._loop().call(self._session.read((key,)), self.timeout + 1.0)
+        except client_errors():
+            return None  # the reload finds out what etcd holds
+        got = found.get(key)
+        if (got[1] if got else 0) == self._overrides.revision:
+            return None
+        return str(parse_record(got[0] if got else None).get("actor") or "unknown")
+
+    def _run_command(self, reloader: Reloader[Any]) -> None:
+        """Run the fleet command read last, once (`selreload rollback --etcd`), and report it."""
+        command, done = self._control, self._done_seq
+        seq = int(command["seq"])
+        if done is None or seq <= done:
+            return
+        self._done_seq = seq
+        action, target = command.get("action"), command.get("target")
+        actor = str(command.get("actor") or "unknown")
+        outcome, errors = "unknown", [f"unknown command {action!r}"]
+        if action == "rollback":
+            try:
+                result = reloader.rollback(str(target), actor=actor)
+                outcome, errors = result.outcome.value, [str(e) for e in result.errors]
+            except KeyError as exc:  # not in this instance's history: it says so
+                outcome, errors = "unknown", [str(exc.args[0] if exc.args else exc)]
+            except Exception as exc:  # noqa: BLE001 - reported to the issuer; this instance goes on
+                outcome, errors = "failed", [f"{type(exc).__name__}: {exc}"]
+        self._command = {"command_seq": seq, "command_outcome": outcome, "command_errors": errors}
+        log.info("etcd %s: fleet command #%d (%s %s by %s): %s", self.key, seq, action, target, actor, outcome)
+        status = self._status
+        if status is not None:
+            self._status = status = {**status, **self._command}
+            watch = self._watch
+            if watch is not None:
+                watch.publish(status)
 
     def _health(self) -> tuple[bool, str | None]:
         try:
@@ -260,18 +373,26 @@ class Etcd:
         keep this instance's status alive until `stop()`."""
         if self._watch is not None:
             self._watch.stop()
+        also: tuple[str, ...] = (rollout_key(self.key), candidate_key(self.key)) if self.rollouts else ()
+        if self.overrides:
+            also += (overrides_key(self.key), control_key(self.key))
+            self._overrides.close()
+            self._overrides.timer = ExpiryTimer(
+                lambda: notify(TRIGGER_EXPIRY), name=f"selreload-etcd-expiry {self.key}"
+            )
+            self._overrides.timer.arm(None)
         self._watch = EtcdWatch(
             key=self.key,
             label=self.instance,
             session=self._session,
             runner=self._loop(),
-            notify=notify,
+            notify=self._on_change(notify),
             status_key=self.status_key,
             lease_ttl=self.lease_ttl,
             timeout=self.timeout,
             status=self._status,
             on_stop=self._watch_stopped,
-            also=(rollout_key(self.key), candidate_key(self.key)) if self.rollouts else (),
+            also=also,
             tick=self._recheck,
             tick_interval=self.health_interval,
         )
@@ -285,6 +406,7 @@ class Etcd:
                 self._runner = None
         if self._watch is watch:
             self._watch = None
+            self._overrides.close()  # a stopped instance drops no override: it serves none
         watch.runner.stop()
 
     # --- Reporter -------------------------------------------------------------------------
@@ -299,7 +421,13 @@ class Etcd:
         previous = self._status
         revision = self._newest
         healthy, why = self._health()
-        if result.outcome is Outcome.UNCHANGED and previous is not None and previous["revision"] == revision:
+        fleet = self._overrides.status() if self.overrides else {}
+        if (
+            result.outcome is Outcome.UNCHANGED
+            and previous is not None
+            and previous["revision"] == revision
+            and all(previous.get(k) == v for k, v in fleet.items())
+        ):
             return  # the same revision again (a coalesced event): the last status still holds
         acked = result.outcome in _ACK
         if acked and self._good is not None and self._good.revision is not None:
@@ -321,6 +449,11 @@ class Etcd:
             "health": why,
             "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
+        if self.overrides:
+            reloader = self._bound()
+            history = reloader.history if reloader is not None else []
+            status.update(fleet, **self._command)
+            status["history"] = [[s.version, s.digest] for s in history]
         watch = self._watch
         if watch is not None:
             watch.publish(status)
@@ -329,6 +462,7 @@ class Etcd:
         """Stop the watch, if any, and the loop thread (a later `load()` starts a new one)."""
         if self._watch is not None:
             self._watch.stop()
+        self._overrides.close()
         with self._runner_lock:
             runner, self._runner = self._runner, None
         if runner is not None:

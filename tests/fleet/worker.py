@@ -4,11 +4,13 @@
 
 Prints `ready` once started (or `error: ...` and exits 2). Then, per line on stdin:
 `current` prints the live config as JSON; `quit` (or end of input) stops and exits 0.
+With `FLEET_AUDIT_DIR` set, each instance writes its audit log to `$FLEET_AUDIT_DIR/INSTANCE.jsonl`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import attrs
@@ -42,7 +44,9 @@ def main(argv: list[str]) -> int:
         return (not sick, "flags.sick is set")
 
     source = sr.Etcd(endpoint, key, instance=instance, lease_ttl=ttl, health=health, health_interval=0.2)
-    reloader = sr.Reloader(App, [source], name=instance)
+    audit_dir = os.environ.get("FLEET_AUDIT_DIR")  # each instance's audit log there, when set
+    audit = sr.AuditLog(os.path.join(audit_dir, f"{instance}.jsonl")) if audit_dir else None
+    reloader = sr.Reloader(App, [source], name=instance, audit=audit)
     holder.append(reloader)
 
     @reloader.on("limit")

@@ -17,7 +17,7 @@ from selreload._statedir import parse_ts
 
 from .conftest import Kv
 from .etcd_server import EtcdServer
-from .instances import Fleet, wait_for
+from .instances import Fleet
 
 pytestmark = pytest.mark.etcd
 

@@ -16,7 +16,7 @@ apart), whereas a lease's deletion reaches each instance only when its watch del
 never to one cut off from etcd, and covers a whole key, not one entry of it. Expired
 entries are inert; the next write sweeps them out.
 
-Each instance's `sr.Etcd` reads both keys with the document (one transaction), puts the
+Each instance's `sr.Etcd` (through `sources._etcd_fleet`) reads both keys with the document (one transaction), puts the
 overrides in force on top of the document (origin `override:<actor>@<ts>`), refuses the
 entries its schema does not allow live (restart-only, secret, unknown: reported in its
 status as `overrides_refused`), runs each command once, in order, and reports
@@ -26,10 +26,8 @@ status as `overrides_refused`), runs each command once, in order, and reports
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._etcd_client import LoopThread, Session, T
-from ._layers import merge
 from ._paths import split
-from ._statedir import active_entries, iso, next_expiry, now_iso
+from ._statedir import active_entries, iso, now_iso
 from ._typing import Layer
 
 if TYPE_CHECKING:
@@ -111,123 +108,6 @@ def _tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) -> dict[st
             node = nxt
         node[parts[-1]] = entry.get("value")
     return tree
-
-
-# --- in every instance ------------------------------------------------------------------
-
-
-class ExpiryTimer:
-    """Calls `fire()` at the time `arm()` was last given (epoch seconds), on its own thread."""
-
-    def __init__(self, fire: Callable[[], None], *, name: str) -> None:
-        self._fire = fire
-        self._cond = threading.Condition()
-        self._when: float | None = None
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def arm(self, when: float | None) -> None:
-        with self._cond:
-            self._when = when
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    left = None if self._when is None else self._when - time.time()
-                    if left is not None and left <= 0:
-                        break
-                    self._cond.wait(left)
-                if self._stopping:
-                    return
-                self._when = None  # the reload's load() arms the next one
-            try:
-                self._fire()
-            except Exception:  # the timer must outlive any failed reload
-                log.exception("an override expiry reload failed")
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._when = None
-            self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(5.0)
-
-
-class InstanceOverrides:
-    """One instance's view of `KEY.overrides`: the entries in force, on top of a document.
-
-    `schema` (set when the source is bound to a Reloader) decides which entries this
-    instance refuses; without it every entry goes to the pipeline, whose plan rejects a
-    restart-only change anyway.
-    """
-
-    def __init__(self) -> None:
-        self.record: dict[str, Any] = parse_record(None)
-        self.revision = 0  # the record's mod_revision as last read (0: none)
-        self.schema: Schema | None = None
-        self.active: tuple[Mapping[str, Any], ...] = ()
-        self.refused: tuple[str, ...] = ()
-        self.timer: ExpiryTimer | None = None
-        self._cache: tuple[tuple[str, str], Layer] | None = None
-
-    @property
-    def seq(self) -> int:
-        return int(self.record["seq"])
-
-    def read(self, found: tuple[bytes, int] | None) -> None:
-        body, revision = found if found is not None else (None, 0)
-        if revision != self.revision:
-            self.record, self.revision = parse_record(body), revision
-
-    def compose(self, doc: Layer) -> Layer:
-        """`doc` with the entries in force now on top (a new digest when they change,
-        an expiry included); arms the timer at the next expiry."""
-        entries = active_entries(self.record["entries"], time.time())
-        refused: list[str] = []
-        if self.schema is not None:
-            kept = []
-            for e in entries:
-                why = refusal(self.schema, str(e["path"]))
-                if why is None:
-                    kept.append(e)
-                else:
-                    refused.append(f"{e['path']}: {why} (override by {e.get('actor') or 'unknown'})")
-            entries = kept
-        self.active, self.refused = tuple(entries), tuple(refused)
-        if self.timer is not None:
-            self.timer.arm(next_expiry(entries))
-        if not entries:
-            return doc
-        canon = hashlib.sha256(json.dumps(entries, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        cache_key = (doc.digest, canon)
-        if self._cache is not None and self._cache[0] == cache_key:
-            return self._cache[1]
-        roots = self.schema.mapping_paths if self.schema is not None else ()
-        tree = merge([doc.tree, _tree(entries, roots)])
-        origins = {str(e["path"]): override_origin(e) for e in entries}
-
-        def locate() -> Mapping[str, str]:
-            return {**doc.locate(), **origins}
-
-        layer = attrs.evolve(doc, tree=tree, digest=f"{doc.digest}+overrides:{canon}", locate=locate)
-        self._cache = (cache_key, layer)
-        return layer
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "overrides_seq": self.seq,
-            "overrides": [brief(e) for e in self.active],
-            "overrides_refused": list(self.refused),
-        }
-
-    def close(self) -> None:
-        if self.timer is not None:
-            self.timer.stop()
-            self.timer = None
 
 
 # --- the CLI's side ----------------------------------------------------------------------

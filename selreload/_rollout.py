@@ -157,7 +157,9 @@ class Rollout:
             return RolloutResult(0, f"etcd {self.key} already holds {planned.file}: nothing to roll out")
         if not self._lock():
             got, _ = self._record()
-            what = f"{got.summary()} is being driven now" if got is not None else "another push is starting a rollout"
+            what = (
+                f"{got.summary()} is in progress (its driver is alive)" if got else "another push is starting a rollout"
+            )
             return RolloutResult(1, f"etcd {self.key}: {what}: nothing written; see `rollout status`")
         try:
             now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

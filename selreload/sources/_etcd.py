@@ -22,20 +22,13 @@ import attrs
 from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
 from .._etcd_client import LoopThread, Session, client_errors, one_line, require
-from .._fleet_overrides import (
-    TRIGGER_EXPIRY,
-    TRIGGER_OVERRIDE,
-    ExpiryTimer,
-    InstanceOverrides,
-    control_key,
-    overrides_key,
-    parse_record,
-)
+from .._fleet_overrides import control_key, overrides_key
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._rollout_record import canary_value, candidate_key, rollout_key
 from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import parse_document
+from ._etcd_fleet import InstanceFleet
 from ._etcd_watch import EtcdWatch
 
 if TYPE_CHECKING:
@@ -83,12 +76,9 @@ class Etcd:
             every status (with the Reloader's own `status()["healthy"]`); a canary that
             turns unhealthy while it bakes fails the rollout.
         health_interval: seconds between health re-checks while nothing changes.
-        overrides: take part in fleet-wide runtime overrides and commands (`selreload
-            set|unset|rollback --etcd`): also watch `{key}.overrides` and `{key}.control`,
-            put the overrides in force on top of the document (origin
-            `override:<actor>@<ts>`, each dropped at its expiry; restart-only, secret and
-            unknown paths refused and reported as `overrides_refused`), and run each
-            command (a rollback to a digest) once, reporting `command_seq`.
+        overrides: take part in fleet overrides and commands (`selreload set|unset|rollback
+            --etcd`): watch `{key}.overrides` and `{key}.control`, put the overrides in
+            force on top of the document, run each command once (see `_etcd_fleet`).
 
     Raises:
         ValueError: a bad endpoint, an unreadable TLS file, a user without a password.
@@ -162,11 +152,7 @@ class Etcd:
         self._reloader_healthy: Callable[[], bool] | None = None
         self._canary = False  # the last read loaded the rollout's candidate
         self.overrides = overrides
-        self._overrides = InstanceOverrides()
-        self._control: dict[str, Any] = parse_record(None)
-        self._done_seq: int | None = None  # commands up to here ran (or predate this instance)
-        self._command: dict[str, Any] = {"command_seq": 0}
-        self._reloader: weakref.ReferenceType[Reloader[Any]] | None = None
+        self._fleet = InstanceFleet(key)
 
     @property
     def name(self) -> str:
@@ -240,7 +226,7 @@ class Etcd:
     def _compose(self, doc: Layer) -> Layer:
         """The document with the fleet overrides in force now on top (the overrides of
         the last read: an expiry applies even while etcd is unreachable)."""
-        return self._overrides.compose(doc) if self.overrides else doc
+        return self._fleet.compose(doc) if self.overrides else doc
 
     def _read_with_rollout(self) -> tuple[bytes | None, int]:
         """The key, or the candidate while the rollout record names this instance a canary,
@@ -256,12 +242,7 @@ class Etcd:
         found, header = self._loop().call(self._session.read(keys), self.timeout + 1.0)
         self._consumed = max(self._consumed, header)
         if self.overrides:
-            self._overrides.read(found.get(keys[3]))
-            control = found.get(keys[4])
-            self._control = parse_record(control[0] if control else None)
-            if self._done_seq is None:  # commands written before this instance are not for it
-                self._done_seq = int(self._control["seq"])
-                self._command = {"command_seq": self._done_seq}
+            self._fleet.read(found.get(keys[3]), found.get(keys[4]))
         record, candidate = found.get(keys[1]), found.get(keys[2])
         self._canary = self.rollouts and canary_value(record and record[0], candidate and candidate[0], self.instance)
         if self._canary and candidate is not None:
@@ -277,71 +258,25 @@ class Etcd:
     def bind_reloader(self, reloader: weakref.ReferenceType[Reloader[Any]]) -> None:
         """Called by the Reloader: fleet commands run on it, and its schema decides which
         fleet overrides this instance refuses."""
-        self._reloader = reloader
-        bound = reloader()
-        if bound is not None:
-            self._overrides.schema = bound.schema
+        self._fleet.bind(reloader)
 
-    def _bound(self) -> Reloader[Any] | None:
-        return self._reloader() if self._reloader is not None else None
-
-    def _on_change(self, notify: NotifyFn) -> NotifyFn:
-        """What the watch calls: a reload (audited as the override's author when the
-        overrides changed), then the fleet command, if a new one came."""
-
-        def changed(trigger: str) -> None:
-            reloader = self._bound()
-            actor = self._override_author() if reloader is not None else None
-            if reloader is not None and actor is not None:
-                reloader.reload(TRIGGER_OVERRIDE, actor)
-            else:
-                notify(trigger)
-            if reloader is not None:
-                self._run_command(reloader)
-
-        return changed
-
-    def _override_author(self) -> str | None:
-        """Who wrote the overrides record, if it changed since the last read (one read)."""
+    def _peek_overrides(self) -> tuple[bytes, int] | bool | None:
+        """The overrides record, read now if a side key changed since the last read
+        (False: nothing new, or etcd unreachable: the reload finds out)."""
         watch = self._watch
         if not self.overrides or watch is None or watch.side_revision <= self._consumed:
-            return None
+            return False
         key = overrides_key(self.key)
         try:
             found, _ = self._loop().call(self._session.read((key,)), self.timeout + 1.0)
         except client_errors():
-            return None  # the reload finds out what etcd holds
-        got = found.get(key)
-        if (got[1] if got else 0) == self._overrides.revision:
-            return None
-        return str(parse_record(got[0] if got else None).get("actor") or "unknown")
+            return False
+        return found.get(key)
 
-    def _run_command(self, reloader: Reloader[Any]) -> None:
-        """Run the fleet command read last, once (`selreload rollback --etcd`), and report it."""
-        command, done = self._control, self._done_seq
-        seq = int(command["seq"])
-        if done is None or seq <= done:
-            return
-        self._done_seq = seq
-        action, target = command.get("action"), command.get("target")
-        actor = str(command.get("actor") or "unknown")
-        outcome, errors = "unknown", [f"unknown command {action!r}"]
-        if action == "rollback":
-            try:
-                result = reloader.rollback(str(target), actor=actor)
-                outcome, errors = result.outcome.value, [str(e) for e in result.errors]
-            except KeyError as exc:  # not in this instance's history: it says so
-                outcome, errors = "unknown", [str(exc.args[0] if exc.args else exc)]
-            except Exception as exc:  # noqa: BLE001 - reported to the issuer; this instance goes on
-                outcome, errors = "failed", [f"{type(exc).__name__}: {exc}"]
-        self._command = {"command_seq": seq, "command_outcome": outcome, "command_errors": errors}
-        log.info("etcd %s: fleet command #%d (%s %s by %s): %s", self.key, seq, action, target, actor, outcome)
-        status = self._status
-        if status is not None:
-            self._status = status = {**status, **self._command}
-            watch = self._watch
-            if watch is not None:
-                watch.publish(status)
+    def _publish_command(self, command: dict[str, Any]) -> None:
+        if (status := self._status) is not None and (watch := self._watch) is not None:
+            self._status = status = {**status, **command}
+            watch.publish(status)
 
     def _health(self) -> tuple[bool, str | None]:
         try:
@@ -376,17 +311,13 @@ class Etcd:
         also: tuple[str, ...] = (rollout_key(self.key), candidate_key(self.key)) if self.rollouts else ()
         if self.overrides:
             also += (overrides_key(self.key), control_key(self.key))
-            self._overrides.close()
-            self._overrides.timer = ExpiryTimer(
-                lambda: notify(TRIGGER_EXPIRY), name=f"selreload-etcd-expiry {self.key}"
-            )
-            self._overrides.timer.arm(None)
+            self._fleet.watching(notify)
         self._watch = EtcdWatch(
             key=self.key,
             label=self.instance,
             session=self._session,
             runner=self._loop(),
-            notify=self._on_change(notify),
+            notify=self._fleet.on_change(notify, peek=self._peek_overrides, publish=self._publish_command),
             status_key=self.status_key,
             lease_ttl=self.lease_ttl,
             timeout=self.timeout,
@@ -406,7 +337,7 @@ class Etcd:
                 self._runner = None
         if self._watch is watch:
             self._watch = None
-            self._overrides.close()  # a stopped instance drops no override: it serves none
+            self._fleet.close()  # a stopped instance drops no override: it serves none
         watch.runner.stop()
 
     # --- Reporter -------------------------------------------------------------------------
@@ -421,7 +352,7 @@ class Etcd:
         previous = self._status
         revision = self._newest
         healthy, why = self._health()
-        fleet = self._overrides.status() if self.overrides else {}
+        fleet = self._fleet.status() if self.overrides else {}
         if (
             result.outcome is Outcome.UNCHANGED
             and previous is not None
@@ -449,11 +380,7 @@ class Etcd:
             "health": why,
             "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
-        if self.overrides:
-            reloader = self._bound()
-            history = reloader.history if reloader is not None else []
-            status.update(fleet, **self._command)
-            status["history"] = [[s.version, s.digest] for s in history]
+        status.update(fleet)
         watch = self._watch
         if watch is not None:
             watch.publish(status)
@@ -462,7 +389,7 @@ class Etcd:
         """Stop the watch, if any, and the loop thread (a later `load()` starts a new one)."""
         if self._watch is not None:
             self._watch.stop()
-        self._overrides.close()
+        self._fleet.close()
         with self._runner_lock:
             runner, self._runner = self._runner, None
         if runner is not None:

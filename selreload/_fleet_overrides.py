@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._etcd_client import LoopThread, Session, T
-from ._paths import split
 from ._statedir import active_entries, iso, now_iso
 from ._typing import Layer
+from ._workers import _tree, check_override_path, override_origin
 
 if TYPE_CHECKING:
     from ._etcd_access import Access
@@ -48,7 +48,6 @@ log = logging.getLogger("selreload.etcd")
 
 TRIGGER_OVERRIDE = "override"
 TRIGGER_EXPIRY = "override-expired"
-TRIGGER_CONTROL = "control"
 
 
 def overrides_key(key: str) -> str:
@@ -76,15 +75,9 @@ def parse_record(body: bytes | None) -> dict[str, Any]:
     }
 
 
-def override_origin(entry: Mapping[str, Any]) -> str:
-    return f"override:{entry.get('actor') or 'unknown'}@{entry.get('ts') or '?'}"
-
-
 def refusal(schema: Schema, path: str) -> str | None:
     """Why an override of `path` cannot be applied live, or None: the workers' rules
     (unknown and restart-only paths refused), and a secret is never set this way."""
-    from ._workers import check_override_path
-
     why = check_override_path(schema, path)
     if why is None and schema.policy_of(path)[1]:
         return "secret: an override cannot set it (rotate it in its source)"
@@ -94,20 +87,6 @@ def refusal(schema: Schema, path: str) -> str | None:
 def brief(entry: Mapping[str, Any]) -> dict[str, Any]:
     """An entry without its value: what statuses and `selreload status` show."""
     return {k: entry.get(k) for k in ("path", "actor", "ts", "expires")}
-
-
-def _tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) -> dict[str, Any]:
-    tree: dict[Any, Any] = {}
-    for entry in entries:
-        parts = split(str(entry["path"]), roots)
-        node = tree
-        for part in parts[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = node[part] = {}
-            node = nxt
-        node[parts[-1]] = entry.get("value")
-    return tree
 
 
 # --- the CLI's side ----------------------------------------------------------------------

@@ -18,18 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._fleet_overrides import (
-    TRIGGER_EXPIRY,
-    TRIGGER_OVERRIDE,
-    _tree,
-    brief,
-    override_origin,
-    parse_record,
-    refusal,
-)
+from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, parse_record, refusal
 from .._layers import merge
 from .._statedir import active_entries, next_expiry
 from .._typing import Layer, NotifyFn
+from .._workers import _tree, override_origin
 
 if TYPE_CHECKING:
     import weakref

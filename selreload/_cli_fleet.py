@@ -272,7 +272,8 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     where, control = _control(args)
     try:
         try:
-            digest = resolve_target(control.fleet().rows, args.target, instance=args.instance)
+            rows = control.fleet().rows if args.target.isdigit() else ()  # a digest needs no history
+            digest = resolve_target(rows, args.target, instance=args.instance)
         except ValueError as exc:
             raise CliError(f"rollback: {exc}") from None
         answer = control.rollback(digest, actor=_actor(args), timeout=args.timeout)

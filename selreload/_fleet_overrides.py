@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._etcd_client import LoopThread, Session, T
+from ._etcd_client import LoopThread, Session, T, client_errors, one_line
 from ._statedir import active_entries, iso, now_iso
 from ._typing import Layer
 from ._workers import _tree, check_override_path, override_origin
@@ -148,6 +148,8 @@ class FleetControl:
 
         try:
             return runner.call(go(), self.timeout * 4 + 1.0)
+        except client_errors() as exc:
+            raise ConnectionError(f"cannot reach etcd at {self.where}: {one_line(exc)}") from None
         finally:
             runner.stop()
 

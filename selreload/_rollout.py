@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._etcd_client import LoopThread, Session, T
+from ._etcd_client import LoopThread, Session, T, client_errors, one_line
 from ._fleet import FleetRow, FleetStatus, fleet_status
 from ._rollout_record import RolloutRecord, candidate_key, digest, lock_key, rollout_key, stage_size
 
@@ -102,6 +102,8 @@ class Rollout:
 
         try:
             return runner.call(go(), self.timeout * 2 + 1.0)
+        except client_errors() as exc:  # one line for the CLI, as fleet_status's
+            raise ConnectionError(f"cannot reach etcd at {self.where}: {one_line(exc)}") from None
         finally:
             runner.stop()
 

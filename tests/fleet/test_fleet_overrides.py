@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -185,3 +186,45 @@ def test_fleet_rollback_by_version_and_digest(fleet: Fleet) -> None:
     assert code == 1 and "version 7 is not in the history" in err, err
     code, out, err = cli("rollback", "xyz", *at(fleet))
     assert code == 1 and err.count("\n") == 1 and "expected a VERSION or a DIGEST" in err, err
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("set", "level=debug"), "give --state-dir DIR (one host) or --etcd URL --key KEY"),
+        (("set", "level=debug", "--state-dir", "d", "--etcd", "http://127.0.0.1:2379", "--key", "k"), "not both"),
+        (("unset", "level", "--etcd", "http://127.0.0.1:2379"), "--etcd needs --key KEY"),
+        (("rollback", "zz", "--etcd", "http://127.0.0.1:2379", "--key", "k"), "expected a VERSION or a DIGEST"),
+        (("set", "level=debug", "--for", "soon", "--etcd", "http://127.0.0.1:2379", "--key", "k"), "for:"),
+    ],
+)
+def test_bad_fleet_arguments_get_one_line(args: tuple[str, ...], says: str) -> None:
+    """Each mistake: exit 1 and one line on stderr saying what to give."""
+    code, _out, err = cli(*args)
+    assert code == 1 and err.count("\n") == 1 and says in err and err.startswith("selreload: error: "), err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("set", "level=debug"),
+        ("unset", "level"),
+        ("status",),
+        ("rollback", "1"),
+        ("rollback", "0123abcd"),
+        ("rollout", "status"),
+        ("rollout", "abort"),
+        ("rollout", "resume"),
+    ],
+)
+def test_an_unreachable_etcd_is_one_line(args: tuple[str, ...]) -> None:
+    """No etcd at the endpoint: every fleet command says so in one line, exit 1."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    code, _out, err = cli(*args, "--etcd", endpoint, "--key", "/k", "--timeout", "1")
+    assert code == 1 and err.count("\n") == 1 and f"cannot reach etcd at {endpoint[7:]}" in err, err

@@ -36,7 +36,7 @@ from ._cli_common import (
     load_schema,
 )
 from ._cli_complete import SHELLS, completion_script
-from ._cli_fleet import add_etcd, add_fleet_commands, cmd_push
+from ._cli_fleet import add_etcd, add_fleet_commands, add_rollback_command, cmd_push
 from ._cli_ops import (
     cmd_audit_head,
     cmd_audit_show,
@@ -164,6 +164,12 @@ def cmd_completion(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _fleet_options(p: argparse.ArgumentParser, *, timeout: bool) -> None:
+    """`--etcd URL --key KEY` (and TLS, user) instead of `--state-dir`: the whole fleet."""
+    add_etcd(p, required=False, timeout=timeout)
+    p.add_argument("--status-prefix", metavar="PREFIX", help="with --etcd: where instances report (KEY.status)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -258,10 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who pushes (default: $SELRELOAD_ACTOR or the login name)")
     p.set_defaults(func=cmd_push)
 
-    p = sub.add_parser("status", help="every worker sharing a control directory: version, digest, outcome")
-    p.add_argument("--state-dir", required=True, metavar="DIR", help="the Reloaders' state_dir")
+    p = sub.add_parser("status", help="every worker sharing a control directory (or a fleet's overrides)")
+    p.add_argument("--state-dir", metavar="DIR", help="the Reloaders' state_dir")
     p.add_argument("--json", action="store_true")
     p.add_argument("--prune", action="store_true", help="remove the reports of dead workers")
+    _fleet_options(p, timeout=True)
     p.set_defaults(func=cmd_status)
 
     for name, what in (("set", "override PATH=VALUE in every worker"), ("unset", "remove overrides in every worker")):
@@ -273,12 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("paths", nargs="+", metavar="PATH")
             p.set_defaults(func=cmd_unset)
-        p.add_argument("--state-dir", required=True, metavar="DIR")
+        p.add_argument("--state-dir", metavar="DIR", help="the workers of one host (their state_dir)")
         p.add_argument("--actor", help="who asks (default: $SELRELOAD_ACTOR or the login name)")
         p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="wait for the workers")
         p.add_argument("--json", action="store_true")
         p.add_argument("--schema", metavar="MODULE:CLASS", help="refuse unknown and restart-only paths before writing")
         add_policies(p)
+        _fleet_options(p, timeout=False)
+
+    add_rollback_command(sub)
 
     p = sub.add_parser("completion", help='print a shell completion script: eval "$(selreload completion bash)"')
     p.add_argument("shell", choices=SHELLS)

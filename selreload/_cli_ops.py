@@ -95,8 +95,22 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run(config=pathlib.Path(args.config), host=args.host, port=args.port, allow_remote=args.allow_remote)
 
 
+def _where(args: argparse.Namespace) -> str:
+    """`state-dir` or `etcd`: which a command works on (exactly one must be given)."""
+    if args.state_dir and args.etcd:
+        raise CliError(f"{args.command}: give --state-dir DIR (one host) or --etcd URL --key KEY (a fleet), not both")
+    if not args.state_dir and not args.etcd:
+        raise CliError(f"{args.command}: give --state-dir DIR (one host) or --etcd URL --key KEY (a fleet)")
+    return "etcd" if args.etcd else "state-dir"
+
+
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ._statedir import StateDir
+
+    if _where(args) == "etcd":
+        from ._cli_fleet import fleet_overrides_status
+
+        return fleet_overrides_status(args, out, err)
 
     status = StateDir(args.state_dir).workers(prune=args.prune)
     print(json.dumps(status.to_json(), indent=2, default=str) if args.json else status.render(), file=out)
@@ -132,6 +146,10 @@ def _overrides(
     from ._statedir import StateDir
     from ._workers import check_override_path, set_overrides
 
+    if _where(args) == "etcd":
+        from ._cli_fleet import fleet_overrides
+
+        return fleet_overrides(args, out, err, values=values, unset=unset, ttl=ttl)
     if args.schema:
         from ._cli_common import compile_schema
 

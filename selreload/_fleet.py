@@ -59,6 +59,12 @@ class FleetRow:
         candidate: it runs the rollout's candidate (a canary).
         healthy: its reloader's health and its own check (`None`: not reported).
         health: why it is unhealthy.
+        digest: the content digest of its live config (the same config: the same digest).
+        overrides_seq: the fleet overrides record it last read; `overrides` those in force
+            there (path, actor, ts, expires; no value); `overrides_refused` why it refused some.
+        command_seq, command_outcome, command_errors: the last fleet command it ran
+            (`selreload rollback`) and how that went.
+        history: `(version, digest)` of the snapshots it keeps, oldest first.
     """
 
     instance: str
@@ -72,6 +78,14 @@ class FleetRow:
     candidate: bool = False
     healthy: bool | None = None
     health: str | None = None
+    digest: str | None = None
+    overrides_seq: int = 0
+    overrides: tuple[dict[str, Any], ...] = ()
+    overrides_refused: tuple[str, ...] = ()
+    command_seq: int = 0
+    command_outcome: str | None = None
+    command_errors: tuple[str, ...] = ()
+    history: tuple[tuple[int, str], ...] = ()
 
     @property
     def acked(self) -> bool:
@@ -104,6 +118,18 @@ class FleetRow:
             candidate=doc.get("candidate") is True,
             healthy=doc["healthy"] if isinstance(doc.get("healthy"), bool) else None,
             health=str(doc["health"]) if doc.get("health") else None,
+            digest=str(doc["digest"]) if doc.get("digest") else None,
+            overrides_seq=_int(doc.get("overrides_seq")) or 0,
+            overrides=tuple(e for e in doc.get("overrides") or () if isinstance(e, dict)),
+            overrides_refused=_strings(doc.get("overrides_refused")),
+            command_seq=_int(doc.get("command_seq")) or 0,
+            command_outcome=str(doc["command_outcome"]) if doc.get("command_outcome") else None,
+            command_errors=_strings(doc.get("command_errors")),
+            history=tuple(
+                (h[0], str(h[1]))
+                for h in doc.get("history") or ()
+                if isinstance(h, list) and len(h) == 2 and _int(h[0])
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +145,14 @@ class FleetRow:
             "candidate": self.candidate,
             "healthy": self.healthy,
             "health": self.health,
+            "digest": self.digest,
+            "overrides_seq": self.overrides_seq,
+            "overrides": list(self.overrides),
+            "overrides_refused": list(self.overrides_refused),
+            "command_seq": self.command_seq,
+            "command_outcome": self.command_outcome,
+            "command_errors": list(self.command_errors),
+            "history": [list(h) for h in self.history],
         }
 
 
@@ -217,8 +251,8 @@ class PushResult:
     """What `push` did.
 
     Attributes:
-        exit_code: 0 written (or already there), 1 invalid document (nothing written),
-            3 the key moved since the plan (nothing written).
+        exit_code: 0 written (or already there), 1 invalid document or a rollout in
+            progress (nothing written), 3 the key moved since the plan (nothing written).
         message: one line for people.
         plan: the plan table of the document against what etcd holds (secrets masked).
         revision: the key's revision afterwards: the one written (0), the one planned
@@ -258,23 +292,33 @@ class PushPlan:
             msg = f"etcd {self.key} already holds {self.file} (revision {self.base_revision}): nothing written"
             return PushResult(0, msg, self.plan, self.base_revision)
         hosts = access(self.endpoints)
-        key = self.key.encode()
+        key, rkey = self.key.encode(), rollout_key(self.key).encode()
 
-        async def op(client: Any) -> tuple[bool, int]:
+        async def op(client: Any) -> tuple[bool, int, tuple[bytes, int] | None]:
+            # Also refused while a rollout is in progress: its promotion would then find the
+            # key moved and revert, and the fleet would run neither document for a while.
             t = client.transactions
             ok, responses = await client.transaction(
-                compare=[t.mod(key) == self.base_revision],
+                compare=[t.mod(key) == self.base_revision, t.version(rkey) == 0],
                 success=[t.put(key, self.document)],
-                failure=[t.get(key)],
+                failure=[t.get(key), t.get(rkey)],
             )
             if ok:
-                return True, int(responses[0].response_put.header.revision)
-            got = responses[0]
-            return False, int(got[0][1].mod_revision) if got else 0
+                return True, int(responses[0].response_put.header.revision), None
+            got, record = responses
+            rollout = (bytes(record[0][0]), int(record[0][1].mod_revision)) if record else None
+            return False, int(got[0][1].mod_revision) if got else 0, rollout
 
-        ok, revision = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
+        ok, revision, rollout = run_sync(lambda: with_client(hosts, timeout, op), timeout * len(hosts.hosts) + 1.0)
         if ok:
             return PushResult(0, f"wrote {self.file} to etcd {self.key} at revision {revision}", self.plan, revision)
+        if rollout is not None and revision == self.base_revision:
+            try:
+                what = RolloutRecord.loads(*rollout).summary()
+            except ValueError:
+                what = f"a rollout ({rollout_key(self.key)})"
+            msg = f"etcd {self.key}: {what} is in progress: nothing written; resume or abort it first"
+            return PushResult(1, msg, "", revision)  # one line: the plan is not what went wrong
         now = f"revision {revision}" if revision else "deleted"
         msg = (
             f"etcd {self.key} moved from revision {self.base_revision} to {now} since the plan: "

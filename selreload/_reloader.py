@@ -224,6 +224,11 @@ class Reloader(AsyncAPI, Generic[C]):
             bind = getattr(source, "bind_health", None)
             if callable(bind):
                 bind(lambda: (r := this()) is not None and r.status()["healthy"])
+            # A source that runs fleet commands (etcd: `selreload rollback`) and checks
+            # fleet overrides against the schema gets this Reloader, weakly.
+            bind_reloader = getattr(source, "bind_reloader", None)
+            if callable(bind_reloader):
+                bind_reloader(this)
         self.snapshot: Snapshot[C] | None = None
         self.current = NotStarted(name)  # type: ignore[assignment]
         if self.workers is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._etcd_client import LoopThread, Session, T
+from ._etcd_client import LoopThread, Session, T, client_errors, one_line
 from ._fleet import FleetRow, FleetStatus, fleet_status
 from ._rollout_record import RolloutRecord, candidate_key, digest, lock_key, rollout_key, stage_size
 
@@ -61,7 +61,9 @@ class RolloutStatus:
         return head + "\n" + self.fleet.render()
 
     def to_json(self) -> dict[str, Any]:
-        return {"rollout": self.record.to_json() if self.record else None, **self.fleet.to_json()}
+        # The record whole, not the fleet's one-line summary of it (that was shadowing it).
+        fleet = self.fleet.to_json()
+        return {**fleet, "rollout": self.record.to_json() if self.record else None, "summary": fleet["rollout"]}
 
 
 class _Failed(Exception):
@@ -100,6 +102,8 @@ class Rollout:
 
         try:
             return runner.call(go(), self.timeout * 2 + 1.0)
+        except client_errors() as exc:  # one line for the CLI, as fleet_status's
+            raise ConnectionError(f"cannot reach etcd at {self.where}: {one_line(exc)}") from None
         finally:
             runner.stop()
 
@@ -154,7 +158,11 @@ class Rollout:
         if planned.current == planned.document:
             return RolloutResult(0, f"etcd {self.key} already holds {planned.file}: nothing to roll out")
         if not self._lock():
-            return RolloutResult(1, f"etcd {self.key}: another rollout is being driven now; see `rollout status`")
+            got, _ = self._record()
+            what = (
+                f"{got.summary()} is in progress (its driver is alive)" if got else "another push is starting a rollout"
+            )
+            return RolloutResult(1, f"etcd {self.key}: {what}: nothing written; see `rollout status`")
         try:
             now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             record = RolloutRecord(
@@ -193,7 +201,11 @@ class Rollout:
     def resume(self, *, actor: str) -> RolloutResult:
         """Drive the rollout in etcd on from its stage (that stage waits and bakes again)."""
         if not self._lock():
-            return RolloutResult(1, f"etcd {self.key}: the rollout is being driven now (its driver is alive)")
+            return RolloutResult(
+                1,
+                f"etcd {self.key}: the rollout is being driven now (its driver is alive; a killed driver's"
+                f" lock lapses within {LOCK_TTL}s)",
+            )
         try:
             record, candidate = self._record()
             if record is None or candidate is None:

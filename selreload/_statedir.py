@@ -1,7 +1,8 @@
 """The control directory the workers of one service share on one host: files and formats.
 
     DIR/overrides.json        {"seq": N, "entries": [{path, value, actor, ts, expires}]}
-    DIR/control.json          {"seq": N, "action": "reload"|"rollback", "target": digest, actor, ts}
+    DIR/control.json          {"seq": N, "action": "reload"|"rollback", "target": digest, actor, ts,
+                               a rollback also: "values" (its hot, non-secret leaves), "held"}
     DIR/workers/<name>.json   one worker's ACK/NACK after every attempt (and command)
     DIR/workers/<name>.lock   flock-ed by that worker while it lives
     DIR/.lock                 serialises writers of overrides.json and control.json
@@ -358,11 +359,14 @@ class StateDir:
         seq = doc.get("seq")
         return dict(doc, seq=seq if isinstance(seq, int) else 0)
 
-    def write_command(self, action: str, *, actor: str, target: str | None = None) -> int:
-        """Write the next service-wide command; returns its sequence number."""
+    def write_command(
+        self, action: str, *, actor: str, target: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> int:
+        """Write the next service-wide command; returns its sequence number. `extra`: what
+        a worker started later needs to replay it (a rollback's values and held inputs)."""
         with self._writing():
             seq = int(self.read_command()["seq"]) + 1
-            doc = {"seq": seq, "action": action, "target": target, "actor": actor, "ts": now_iso()}
+            doc = {**(extra or {}), "seq": seq, "action": action, "target": target, "actor": actor, "ts": now_iso()}
             write_json(self.control_path, doc)
         return seq
 

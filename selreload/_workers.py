@@ -31,12 +31,16 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._change import Policy
 from ._errors import ConfigError, Issue
 from ._identity import Identity, hostname
+from ._layers import origins
+from ._live import Attempt
 from ._paths import hint, split
 from ._result import Outcome, ReloadResult
 from ._statedir import Broadcast, StateDir, WorkerRow, active_entries, iso, next_expiry, now_iso, write_json
 from ._typing import Layer, NotifyFn, Watcher
+from ._values import to_plain
 
 if TYPE_CHECKING:
     from ._live import Live
@@ -178,17 +182,24 @@ class _OverridesWatcher:
                 if self._stopping:
                     return
                 self._expiry = None  # the reload's load() sets the next one
+            if self._stopping:  # stopped between the wake-up and here: the Reloader is gone
+                return
             try:
                 self._notify(TRIGGER_EXPIRY)
             except Exception:  # the timer must outlive any failed reload
                 log.exception("an expiry reload failed")
 
     def stop(self) -> None:
+        # Cancel the expiry first: a stopped worker must not reload (and report, and log)
+        # when an override it no longer serves expires.
+        self._source._watchers.discard(self)
         if self.forked:
             self._stopping = True
+            self._expiry = None
             return
         with self._cond:
             self._stopping = True
+            self._expiry = None
             self._cond.notify_all()
         for w in self._watches:
             w.stop()
@@ -318,12 +329,49 @@ class Workers:
         self.overrides.mapping_roots = reloader.schema.mapping_paths
 
     def started(self) -> None:
-        """At start: commands written before this worker started are not for it."""
+        """At start: commands written before this worker started are not for it, except
+        a rollback that still holds (the sources hold what they held when it was made):
+        this worker comes up on the rolled-back config too, as the others run it."""
         self.state.ensure()
         self.state.workers(prune=True)  # housekeeping: the files of workers long dead
         with self._command_lock:
-            self._done_seq = max(self._done_seq, self.state.read_command()["seq"])
-        self.reporter.commanded(self._done_seq, "none", ())
+            command = self.state.read_command()
+            self._done_seq = max(self._done_seq, command["seq"])
+            reloader = self._reloader() if self._reloader is not None else None
+            answer = self._replay(reloader, command) if reloader is not None else None
+        outcome, errors = answer if answer is not None else ("none", [])
+        self.reporter.commanded(self._done_seq, outcome, errors)
+
+    def _replay(self, reloader: Reloader[Any], command: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+        """Make the latest rollback live here, from the values it carries, if it still holds."""
+        values, held = command.get("values"), command.get("held")
+        if command.get("action") != "rollback" or not isinstance(values, dict) or not isinstance(held, list):
+            return None
+        pipeline = reloader._pipeline
+        actor = str(command.get("actor") or "unknown")
+        ts = str(command.get("ts") or "?")
+        with reloader._writing(), reloader._write:
+            live = pipeline.live
+            if live.snapshot is None or live.inputs is None or list(live.inputs) != held:
+                return None  # the sources moved on since the rollback: it no longer holds anywhere
+            if live.snapshot.digest == command.get("target"):
+                return Outcome.UNCHANGED.value, []
+            entries = [{"path": p, "value": v} for p, v in values.items()]
+            origin = f"rollback:{actor}@{ts}"
+            layer = Layer("rollback", _tree(entries, self.overrides.mapping_roots), f"rollback#{command.get('seq')}",
+                          locate=lambda: dict.fromkeys(values, origin))  # fmt: skip
+            try:
+                layers = [*pipeline.load(), layer]
+                candidate = pipeline.structure(layers)
+            except ConfigError as exc:
+                return Outcome.INVALID.value, [str(i) for i in exc.issues]
+            with reloader._tracing.reload("rollback") as span:
+                attempt = Attempt("rollback", actor, span=span, held=tuple(live.inputs))
+                result = pipeline.transition(
+                    attempt, live, candidate, lambda flat: origins(flat, layers), None, pending=live.restart_pending
+                )
+        reloader._coalescer.run_deferred()
+        return result.outcome.value, [str(e) for e in result.errors]
 
     def stopped(self) -> None:
         self.reporter.retire()
@@ -380,11 +428,31 @@ class Workers:
             UnknownVersionError: `target` is in none of this worker's history.
         """
         reloader = self._require()
-        digest = reloader.find_snapshot(target).digest
-        return self.command("rollback", target=digest, actor=actor, timeout=timeout)
+        snapshot = reloader.find_snapshot(target)
+        live = reloader._pipeline.live
+        held = live.tried.inputs if live.tried is not None else (live.held or live.inputs)
+        # What a worker started later needs to come up on it too: the hot leaves (the only
+        # ones a rollback changes live), secrets left out of the file (they come from the
+        # sources), and the inputs the rollback holds against.
+        schema, flat = reloader.schema, reloader._pipeline.planner.flatten(snapshot.config)
+        values = {
+            path: to_plain(value)
+            for path, value in flat.items()
+            if (policy := schema.policy_of(path))[0] is Policy.HOT and not policy[1]
+        }
+        extra = {"values": values, "held": list(held) if held is not None else None}
+        return self.command("rollback", target=snapshot.digest, actor=actor, timeout=timeout, extra=extra)
 
-    def command(self, action: str, *, target: str | None = None, actor: str | None, timeout: float) -> Broadcast:
-        seq = self.state.write_command(action, actor=actor or "unknown", target=target)
+    def command(
+        self,
+        action: str,
+        *,
+        target: str | None = None,
+        actor: str | None,
+        timeout: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Broadcast:
+        seq = self.state.write_command(action, actor=actor or "unknown", target=target, extra=extra)
 
         def judge(row: WorkerRow) -> bool | None:
             if row.seq("command_seq") < seq:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import re
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -145,6 +147,60 @@ def test_rollback_by_digest_reaches_every_worker(tmp_path: pathlib.Path) -> None
     finally:
         for r in rs:
             r.stop()
+
+
+def test_a_worker_started_after_a_rollback_comes_up_on_the_rolled_back_config(tmp_path: pathlib.Path) -> None:
+    """A service-wide rollback holds in workers started after it (the file still holds
+    what it held then): the new worker replays it, with origin rollback:<actor>@<ts>,
+    and answers it; once the file changes, a worker started later takes the file."""
+    rs = workers(tmp_path, n=4)
+    for r in rs[:2]:
+        r.start()
+    try:
+        write_atomic(tmp_path / "config.yaml", "message: two\nlogging:\n  level: debug\n")
+        wait_for(lambda: [r.current.message for r in rs[:2]] == ["two"] * 2)
+        answer = rs[0].workers.rollback(1, actor="ops")  # type: ignore[union-attr]
+        assert answer.complete and [r.current.message for r in rs[:2]] == ["one"] * 2, answer.summary()
+        rs[2].start()
+        assert (rs[2].current.message, rs[2].current.logging.level) == ("one", "info")
+        assert rs[2].snapshot is not None and rs[2].snapshot.digest == rs[0].snapshot.digest  # type: ignore[union-attr]
+        assert rs[2].snapshot.origins["message"].startswith("rollback:ops@")
+        row = {r.instance: r for r in StateDir(tmp_path / "state").workers().rows}["w2"]
+        assert row.get("command_outcome") == "applied" and row.get("digest") == rs[2].snapshot.digest
+        assert rs[2].reload().outcome is sr.Outcome.UNCHANGED and rs[2].current.message == "one"  # it holds
+        write_atomic(tmp_path / "config.yaml", "message: three\n")
+        wait_for(lambda: [r.current.message for r in rs[:3]] == ["three"] * 3)
+        rs[3].start()
+        assert rs[3].current.message == "three"
+    finally:
+        for r in rs:
+            r.stop()
+
+
+def test_a_stopped_worker_ignores_the_expiry_of_its_override(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping a worker cancels its override-expiry timer: when the override expires
+    (the running worker drops it), the stopped one logs nothing, reloads nothing and
+    leaves no report behind."""
+    rs = workers(tmp_path, n=2)
+    for r in rs:
+        r.start()
+    answer = rs[0].workers.set({"message": "over"}, actor="alice", ttl=1.0)  # type: ignore[union-attr]
+    assert answer.complete, answer.summary()
+    version = rs[0].snapshot.version  # type: ignore[union-attr]
+    rs[0].stop()
+    timers = [t for t in threading.enumerate() if t.name == "selreload-override-expiry"]
+    assert len(timers) == 1  # only the running worker's
+    caplog.set_level(logging.DEBUG)
+    try:
+        assert wait_for(lambda: rs[1].current.message == "one", timeout=10), "the override did not expire"
+        assert rs[0].snapshot.version == version and rs[0].current.message == "over"  # type: ignore[union-attr]
+        stopped = [r for r in caplog.records if r.levelno >= logging.WARNING or "StateError" in r.getMessage()]
+        assert stopped == [], [r.getMessage() for r in stopped]
+        assert [r.instance for r in StateDir(tmp_path / "state").workers().rows] == ["w1"]
+    finally:
+        rs[1].stop()
 
 
 def test_every_record_names_its_instance_and_denials_too(tmp_path: pathlib.Path) -> None:

@@ -1,10 +1,8 @@
 """The etcd source: one key holds a YAML document; each instance ACKs or NACKs every revision.
 
-aetcd is asyncio-only, so each `Etcd` runs its `Session` in an event loop on a thread
-(`LoopThread`): `load()` blocks on a future from that loop, and synchronous apps need
-nothing from asyncio. The loop and the aetcd client are the process's, shared by every
-source on the same cluster (`_etcd_shared`). `watch()` hands the session and loop to an
-`EtcdWatch`, which keeps the watch and this instance's status lease up (`_etcd_watch`).
+aetcd is asyncio-only: each `Etcd` runs its `Session` on the process's loop thread and
+client for its cluster (`_etcd_shared`), so `load()` blocks on a future and synchronous
+apps need nothing from asyncio. `watch()` hands both to an `EtcdWatch` (`_etcd_watch`).
 """
 
 from __future__ import annotations
@@ -24,14 +22,19 @@ from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
 from .._etcd_client import LoopThread, Session, client_errors, one_line, require
 from .._etcd_shared import SharedClient, acquire, release
+from .._fleet_overrides import control_key, overrides_key
 from .._guard import MAX_BYTES, MAX_NODES
 from .._result import Outcome
 from .._rollout_record import canary_value, candidate_key, rollout_key
 from .._typing import Layer, NotifyFn, Watcher
 from .._yaml import parse_document
+from ._etcd_fleet import InstanceFleet
 from ._etcd_watch import EtcdWatch
 
 if TYPE_CHECKING:
+    import weakref
+
+    from .._reloader import Reloader
     from .._result import ReloadResult
     from .._snapshot import Snapshot
 
@@ -59,10 +62,10 @@ class Etcd:
         timeout: seconds for one etcd request.
         max_bytes: a larger value is refused without being parsed (default 4 MiB, as files).
         max_nodes: a document holding more values is refused (default 100,000, as files).
-        ca_cert: a CA bundle (PEM file) to verify etcd with; `https://` endpoints without
-            one use the system roots. Default `$ETCDCTL_CACERT`.
-        client_cert, client_key: a client certificate and its key (PEM files), for an etcd
-            run with `--client-cert-auth`. Default `$ETCDCTL_CERT`, `$ETCDCTL_KEY`.
+        ca_cert: a CA bundle (PEM) to verify etcd with (default `$ETCDCTL_CACERT`, else
+            the system roots for `https://`).
+        client_cert, client_key: a client certificate and key (PEM) for `--client-cert-auth`
+            (default `$ETCDCTL_CERT`, `$ETCDCTL_KEY`).
         server_name: the name etcd's certificate carries, when not the endpoint's host.
         user: an etcd user, `name` or `name:password` (default `$ETCDCTL_USER`).
         password: its password (default `$ETCDCTL_PASSWORD`); never logged or shown.
@@ -73,6 +76,9 @@ class Etcd:
             every status (with the Reloader's own `status()["healthy"]`); a canary that
             turns unhealthy while it bakes fails the rollout.
         health_interval: seconds between health re-checks while nothing changes.
+        overrides: take part in fleet overrides and commands (`selreload set|unset|rollback
+            --etcd`): watch `{key}.overrides` and `{key}.control`, put the overrides in
+            force on top of the document, run each command once (see `_etcd_fleet`).
 
     Raises:
         ValueError: a bad endpoint, an unreadable TLS file, a user without a password.
@@ -103,6 +109,7 @@ class Etcd:
         rollouts: bool = True,
         health: Callable[[], bool | tuple[bool, str]] | None = None,
         health_interval: float = 1.0,
+        overrides: bool = True,
     ) -> None:
         if not key:
             raise ValueError("an etcd key is required")
@@ -146,6 +153,8 @@ class Etcd:
         self.health_interval = health_interval
         self._reloader_healthy: Callable[[], bool] | None = None
         self._canary = False  # the last read loaded the rollout's candidate
+        self.overrides = overrides
+        self._fleet = InstanceFleet(key)
 
     @property
     def name(self) -> str:
@@ -187,11 +196,10 @@ class Etcd:
                 # round trip per instance per put (a later put is a later event anyway).
                 value, revision = pushed
                 self._consumed = revision
-            elif self.rollouts:
+            elif self.rollouts or self.overrides:
                 value, revision = self._read_with_rollout()
             else:
-                runner = self._loop()
-                value, revision, header = runner.call(self._session.get(self.key), self.timeout + 1.0)
+                value, revision, header = self._loop().call(self._session.get(self.key), self.timeout + 1.0)
                 self._consumed = max(self._consumed, header)
         except client_errors() as exc:
             if self._good is not None:
@@ -202,7 +210,7 @@ class Etcd:
                     one_line(exc),
                     self._good.revision,
                 )
-                return self._good
+                return self._compose(self._good)
             msg = f"cannot read from etcd at {self.access}: {one_line(exc)}"
             raise ConfigError([Issue("", msg, self.name)]) from None
         if value is None:
@@ -210,31 +218,39 @@ class Etcd:
                 log.warning(
                     "etcd key %s was deleted: keeping the config from revision %s", self.key, self._good.revision
                 )
-                return self._good
+                return self._compose(self._good)
             raise ConfigError([Issue("", f"etcd key does not exist (at {self.access})", self.name)])
         self._newest = revision
         # The revision is part of the identity: every revision gets its own ACK or NACK,
         # even one that writes the same bytes again.
         digest = f"{hashlib.sha256(value).hexdigest()}@{revision}"
         if self._good is not None and self._good.digest == digest:
-            return self._good
+            return self._compose(self._good)
         name = f"etcd:{candidate_key(self.key)}@{revision}" if self._canary else f"{self.name}@{revision}"
         if len(value) > self.max_bytes:
             msg = f"value too large: {len(value):,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
             raise ConfigError([Issue("", msg, name)])
         layer = attrs.evolve(parse_document(name, value, digest, max_nodes=self.max_nodes), revision=revision)
         self._good = layer
-        return layer
+        return self._compose(layer)
+
+    def _compose(self, doc: Layer) -> Layer:
+        """The document with the fleet overrides in force now on top (the overrides of
+        the last read: an expiry applies even while etcd is unreachable)."""
+        return self._fleet.compose(doc) if self.overrides else doc
 
     def _read_with_rollout(self) -> tuple[bytes | None, int]:
-        """The key, or the candidate while the rollout record names this instance a canary:
-        all three read in one transaction, so a record never meets a stale candidate."""
-        keys = (self.key, rollout_key(self.key), candidate_key(self.key))
-        runner = self._loop()
-        found, header = runner.call(self._session.read(keys), self.timeout + 1.0)
+        """The key, or the candidate while the rollout record names this instance a canary,
+        and the fleet overrides and command: all read in one transaction, so a record never
+        meets a stale candidate."""
+        key = self.key
+        keys = (key, rollout_key(key), candidate_key(key), overrides_key(key), control_key(key))
+        found, header = self._loop().call(self._session.read(keys), self.timeout + 1.0)
         self._consumed = max(self._consumed, header)
+        if self.overrides:
+            self._fleet.read(found.get(keys[3]), found.get(keys[4]))
         record, candidate = found.get(keys[1]), found.get(keys[2])
-        self._canary = canary_value(record and record[0], candidate and candidate[0], self.instance)
+        self._canary = self.rollouts and canary_value(record and record[0], candidate and candidate[0], self.instance)
         if self._canary and candidate is not None:
             return candidate
         got = found.get(self.key)
@@ -244,6 +260,29 @@ class Etcd:
         """Called by the Reloader: `healthy()` is its `status()["healthy"]`, reported in
         every status alongside the user's `health` check."""
         self._reloader_healthy = healthy
+
+    def bind_reloader(self, reloader: weakref.ReferenceType[Reloader[Any]]) -> None:
+        """Called by the Reloader: fleet commands run on it, and its schema decides which
+        fleet overrides this instance refuses."""
+        self._fleet.bind(reloader)
+
+    def _peek_overrides(self) -> tuple[bytes, int] | bool | None:
+        """The overrides record, read now if a side key changed since the last read
+        (False: nothing new, or etcd unreachable: the reload finds out)."""
+        watch = self._watch
+        if not self.overrides or watch is None or watch.side_revision <= self._consumed:
+            return False
+        key = overrides_key(self.key)
+        try:
+            found, _ = self._loop().call(self._session.read((key,)), self.timeout + 1.0)
+        except client_errors():
+            return False
+        return found.get(key)
+
+    def _publish_command(self, command: dict[str, Any]) -> None:
+        if (status := self._status) is not None and (watch := self._watch) is not None:
+            self._status = status = {**status, **command}
+            watch.publish(status)
 
     def _health(self) -> tuple[bool, str | None]:
         try:
@@ -276,18 +315,22 @@ class Etcd:
         if self._watch is not None:
             self._watch.stop()
         runner = self._loop()
+        also: tuple[str, ...] = (rollout_key(self.key), candidate_key(self.key)) if self.rollouts else ()
+        if self.overrides:
+            also += (overrides_key(self.key), control_key(self.key))
+            self._fleet.watching(notify)
         self._watch = EtcdWatch(
             key=self.key,
             label=self.instance,
             session=self._session,
             runner=runner,
-            notify=notify,
+            notify=self._fleet.on_change(notify, peek=self._peek_overrides, publish=self._publish_command),
             status_key=self.status_key,
             lease_ttl=self.lease_ttl,
             timeout=self.timeout,
             status=self._status,
             on_stop=self._watch_stopped,
-            also=(rollout_key(self.key), candidate_key(self.key)) if self.rollouts else (),
+            also=also,
             tick=self._recheck,
             tick_interval=self.health_interval,
             dispatcher=self._shared.dispatcher if self._shared is not None else None,
@@ -299,6 +342,7 @@ class Etcd:
         # stopping a Reloader stops its watchers, and the last one out closes the client.
         if self._watch is watch:
             self._watch = None
+            self._fleet.close()  # a stopped instance drops no override: it serves none
         self._release()
 
     # --- Reporter -------------------------------------------------------------------------
@@ -313,7 +357,13 @@ class Etcd:
         previous = self._status
         revision = self._newest
         healthy, why = self._health()
-        if result.outcome is Outcome.UNCHANGED and previous is not None and previous["revision"] == revision:
+        fleet = self._fleet.status() if self.overrides else {}
+        if (
+            result.outcome is Outcome.UNCHANGED
+            and previous is not None
+            and previous["revision"] == revision
+            and all(previous.get(k) == v for k, v in fleet.items())
+        ):
             return  # the same revision again (a coalesced event): the last status still holds
         acked = result.outcome in _ACK
         if acked and self._good is not None and self._good.revision is not None:
@@ -335,6 +385,7 @@ class Etcd:
             "health": why,
             "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
+        status.update(fleet)
         watch = self._watch
         if watch is not None:
             watch.publish(status)
@@ -344,4 +395,5 @@ class Etcd:
         later `load()` joins again)."""
         if self._watch is not None:
             self._watch.stop()
+        self._fleet.close()
         self._release()

@@ -78,3 +78,40 @@ def test_status_keys_and_fleet_status_never_show_a_secret(
     texts += [r.getMessage() for r in caplog.records]
     texts += [str(reloader.status()), repr(reloader.current)]
     assert texts and not [t for t in texts if MARKER in t]
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_fleet_overrides_never_show_a_secret(
+    reloader: sr.Reloader[App], etcd: EtcdServer, kv: Kv, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`set token=<marker> --etcd` is refused (a secret), by the CLI with --schema and by
+    the instance without, never echoing it; a hot override holding the marker as a URL
+    password is applied, and no channel shows it: `set`, `status --etcd` (table and JSON),
+    the status keys, the logs, the reloader's status."""
+    caplog.set_level(logging.DEBUG)
+    at = ("--etcd", etcd.endpoint, "--key", key)
+    texts: list[str] = []
+    code, out, err = cli("set", f"token={MARKER}", *at, "--schema", "tests.fleet.test_fleet_secrets:App")
+    assert code == 1 and "token: secret" in err and "nothing written" in err, err
+    texts += [out, err]
+    code, out, err = cli("set", f"token={MARKER}", *at, "--timeout", "10")
+    assert code == 1 and "s1: refused: token: secret" in err, (out, err)
+    texts += [out, err]
+    for extra in ((), ("--json",)):
+        code, out, err = cli("set", f"db_url=postgresql://app:{MARKER}@db2/app", *at, "--timeout", "10", *extra)
+        assert code == 0, (out, err)
+        texts += [out, err]
+    assert reloader.current.db_url.endswith("@db2/app")
+    for extra in ((), ("--json",)):
+        code, out, err = cli("status", *at, *extra)
+        assert code == 0 and "db_url" in out, (out, err)
+        texts += [out, err]
+    texts += [v.decode() for v in kv.prefix(f"{key}.status/").values()]
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [str(reloader.status()), repr(reloader.current)]
+    assert not [t for t in texts if MARKER in t]

@@ -12,11 +12,14 @@ process's one shared etcd client; they use the default health re-check, not the 
 flag. `ready` then carries JSON: `{"start_s": seconds to start all N, "rss_base": RSS
 in bytes before the first, "rss": after the last}`. More commands: `cpu` prints the
 process's CPU seconds so far, `versions` prints `{instance: [version, digest]}`.
+
+With `FLEET_AUDIT_DIR` set, each instance writes its audit log to `$FLEET_AUDIT_DIR/INSTANCE.jsonl`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -104,7 +107,9 @@ def main(argv: list[str]) -> int:
         return (not sick, "flags.sick is set")
 
     source = sr.Etcd(endpoint, key, instance=instance, lease_ttl=ttl, health=health, health_interval=0.2)
-    reloader = sr.Reloader(App, [source], name=instance)
+    audit_dir = os.environ.get("FLEET_AUDIT_DIR")  # each instance's audit log there, when set
+    audit = sr.AuditLog(os.path.join(audit_dir, f"{instance}.jsonl")) if audit_dir else None
+    reloader = sr.Reloader(App, [source], name=instance, audit=audit)
     holder.append(reloader)
 
     reloader.on("limit", capacity_check)

@@ -34,31 +34,41 @@ log = logging.getLogger("selreload.etcd")
 
 
 class ExpiryTimer:
-    """Calls `fire()` at the time `arm()` was last given (epoch seconds), on its own thread."""
+    """Calls `fire()` at the time `arm()` was last given (epoch seconds), on its own thread.
+
+    The thread runs only while an expiry is armed: a process hosting hundreds of
+    instances with no override in force holds no thread for them.
+    """
 
     def __init__(self, fire: Callable[[], None], *, name: str) -> None:
         self._fire = fire
+        self._name = name
         self._cond = threading.Condition()
         self._when: float | None = None
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
     def arm(self, when: float | None) -> None:
         with self._cond:
+            if self._stopping:
+                return
             self._when = when
             self._cond.notify_all()
+            if when is not None and self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping:
-                    left = None if self._when is None else self._when - time.time()
-                    if left is not None and left <= 0:
+                while True:
+                    if self._stopping or self._when is None:
+                        self._thread = None  # nothing armed: the next arm() starts a thread
+                        return
+                    left = self._when - time.time()
+                    if left <= 0:
                         break
                     self._cond.wait(left)
-                if self._stopping:
-                    return
                 self._when = None  # the reload's load() arms the next one
             try:
                 self._fire()
@@ -70,8 +80,9 @@ class ExpiryTimer:
             self._stopping = True
             self._when = None
             self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(5.0)
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
 
 
 class InstanceOverrides:

@@ -17,7 +17,12 @@ waits) and this thread's CPU time (what the work costs).
    Goal: "all" adds under 0.5 ms to a 1-change reload.
 2. The log line of a 10,000-change reload: the `selreload` logger at WARNING (the INFO
    line is off) and at INFO (a handler writing to memory), beside a reload whose fan-out
-   has no log recorder at all (the floor). Goal: off == floor within noise.
+   has no log recorder at all (the floor), on one Reloader (the same objects in the same
+   memory: separate Reloaders differed by +-4 ms CPU per reload, either way, run to
+   run). Goal: off == floor within noise. A whole
+   reload (~55 ms CPU) moves by a few ms between rounds, so the log recorder is also
+   timed inside those reloads, and alone on the last result beside a recorder that does
+   nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import logging
 import pathlib
 import tempfile
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 from opentelemetry.sdk.trace import TracerProvider
@@ -48,11 +54,6 @@ OBSERVABILITY: dict[str, dict[str, bool]] = {
     "tracing": {"tracing": True},
     "audit": {"audit": True},
     "all": {"metrics": True, "tracing": True, "audit": True},
-}
-LOGGING: dict[str, dict[str, Any]] = {
-    "floor": {"log": None},
-    "WARNING": {"log": logging.WARNING},
-    "INFO": {"log": logging.INFO},
 }
 
 
@@ -124,6 +125,7 @@ class Mode:
             recorders[:] = [r for r in recorders if not isinstance(r, LogRecorder)]
         self.reloader.on("*", lambda changes, snapshot: None)
         self.reloader.start()
+        self.all_recorders: list[Any] = []
         self.wall: list[float] = []
         self.cpu: list[float] = []
         self.i = 0
@@ -148,7 +150,19 @@ class Mode:
         return min(self.wall) * 1e3, min(self.cpu) * 1e3
 
 
-def interleave(modes: list[Mode], rounds: int, warmup: int = 3) -> None:
+class Timed(Protocol):
+    """A mode or setting whose reloads are timed: its name, timings and minimums."""
+
+    name: str
+    wall: list[float]
+    cpu: list[float]
+
+    def reload(self) -> None: ...
+
+    def best(self) -> tuple[float, float]: ...
+
+
+def interleave(modes: Sequence[Timed], rounds: int, warmup: int = 3) -> None:
     for _ in range(warmup):
         for m in modes:
             m.reload()
@@ -157,11 +171,11 @@ def interleave(modes: list[Mode], rounds: int, warmup: int = 3) -> None:
         m.cpu.clear()
     for r in range(rounds):
         k = r % len(modes)
-        for m in modes[k:] + modes[:k]:
+        for m in [*modes[k:], *modes[:k]]:
             m.reload()
 
 
-def table(modes: list[Mode], floor: Mode) -> None:
+def table(modes: Sequence[Timed], floor: Timed) -> None:
     fw, fc = floor.best()
     print(f"  {'mode':<10} {'wall min':>9} {'extra':>8}   {'cpu min':>8} {'extra':>8}")
     for m in modes:
@@ -191,6 +205,42 @@ def observability(tmp: pathlib.Path, rounds: int, fsync: bool) -> None:
             m.reloader.stop()
 
 
+class _TimedRecorder:
+    """A recorder timing the one it wraps (CPU time of this thread)."""
+
+    def __init__(self, inner: Any, into: list[float]) -> None:
+        self.inner, self.into = inner, into
+
+    def record(self, result: Any, live: Any) -> None:
+        c0 = time.thread_time()
+        self.inner.record(result, live)
+        self.into.append(time.thread_time() - c0)
+
+
+class _LogSetting:
+    """One setting of the log scenario, on a Reloader shared by all three: the same
+    objects in the same memory, so only the log recorder and the level differ."""
+
+    def __init__(self, name: str, mode: Mode, level: int, recorder: bool) -> None:
+        self.name, self.mode, self.level, self.recorder = name, mode, level, recorder
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.inside: list[float] = []  # the log recorder's own time in each reload
+
+    def reload(self) -> None:
+        recorders = self.mode.reloader._pipeline.record.recorders
+        log = next(r for r in self.mode.all_recorders if isinstance(r, LogRecorder))
+        timed = _TimedRecorder(log, self.inside)
+        recorders[:] = [timed if r is log else r for r in self.mode.all_recorders if self.recorder or r is not log]
+        self.mode.level = self.level
+        self.mode.reload()
+        self.wall.append(self.mode.wall.pop())
+        self.cpu.append(self.mode.cpu.pop())
+
+    def best(self) -> tuple[float, float]:
+        return min(self.wall) * 1e3, min(self.cpu) * 1e3
+
+
 def log_levels(tmp: pathlib.Path, rounds: int) -> None:
     leaves = changing = 10_000
     root = make_schema(leaves)
@@ -200,22 +250,78 @@ def log_levels(tmp: pathlib.Path, rounds: int) -> None:
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False
     try:
-        modes = [Mode(name, on, root, tmp, leaves, changing) for name, on in LOGGING.items()]
-        interleave(modes, rounds)
+        mode = Mode("log", {"log": logging.INFO}, root, tmp, leaves, changing)
+        mode.all_recorders = list(mode.reloader._pipeline.record.recorders)
+        settings = [
+            _LogSetting("floor", mode, logging.WARNING, recorder=False),
+            _LogSetting("WARNING", mode, logging.WARNING, recorder=True),
+            _LogSetting("INFO", mode, logging.INFO, recorder=True),
+        ]
+        interleave(settings, rounds)
+        info_lines = len(sink.getvalue())
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
-    print(f"\nthe log line of a {changing:,}-change reload; ms per reload, min of {rounds} interleaved rounds")
-    floor, warning, info = modes
-    table(modes, floor)
+    print(f"\nthe log line of a {changing:,}-change reload (one Reloader, settings interleaved);", end=" ")
+    print(f"ms per reload, min of {rounds} rounds")
+    floor, warning, info = settings
+    table(settings, floor)
     off = warning.best()[1] - floor.best()[1]
     on = info.best()[1] - floor.best()[1]
+    per_line = info_lines // (len(info.wall) + 3)
     print(
         f"  => INFO off (logger at WARNING): {off:+.3f} ms CPU vs no log recorder at all;"
-        f" INFO on: {on:+.3f} ms CPU ({len(sink.getvalue()) // info.i:,} B logged per reload)"
+        f" INFO on: {on:+.3f} ms CPU ({per_line:,} B logged per reload)"
     )
-    for m in modes:
-        m.reloader.stop()
+    for setting in (warning, info):
+        inside = sorted(setting.inside)
+        print(
+            f"  inside those reloads, the log recorder itself at {setting.name}: min {inside[0] * 1e6:.1f} us,"
+            f" median {inside[len(inside) // 2] * 1e6:.1f} us, max {inside[-1] * 1e6:.1f} us"
+        )
+    mode.reloader._pipeline.record.recorders[:] = mode.all_recorders  # as built, for the direct timing
+    direct(mode, rounds * 4)
+    mode.reloader.stop()
+
+
+def direct(mode: Mode, rounds: int, number: int = 200) -> None:
+    """The log recorder alone on the last 10,000-change result, logger at WARNING and at
+    INFO, beside a recorder that does nothing (the floor): interleaved, min per call."""
+    recorder = next(r for r in mode.reloader._pipeline.record.recorders if isinstance(r, LogRecorder))
+    live = mode.reloader._pipeline.live
+    result = live.last
+    assert result is not None and len(result.applied) == mode.changing
+
+    class Nothing:
+        def record(self, result: Any, live: Any) -> None:
+            pass
+
+    logger = logging.getLogger("selreload")
+    handler = logging.StreamHandler(io.StringIO())
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    cases: list[tuple[str, Any, int]] = [
+        ("floor", Nothing(), logging.WARNING),
+        ("WARNING", recorder, logging.WARNING),
+        ("INFO", recorder, logging.INFO),
+    ]
+    best = dict.fromkeys((name for name, _, _ in cases), float("inf"))
+    try:
+        for r in range(rounds):
+            k = r % len(cases)
+            for name, rec, level in cases[k:] + cases[:k]:
+                logger.setLevel(level)
+                t0 = time.perf_counter()
+                for _ in range(number):
+                    rec.record(result, live)
+                best[name] = min(best[name], (time.perf_counter() - t0) / number * 1e6)
+    finally:
+        logger.setLevel(logging.NOTSET)
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    print(f"  the log recorder alone on that result, us per call, min of {rounds} interleaved rounds x {number}:")
+    for name, us in best.items():
+        print(f"    {name:<8} {us:9.2f} us  {us - best['floor']:+9.2f} us vs floor (a recorder that does nothing)")
 
 
 def main() -> None:

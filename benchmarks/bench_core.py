@@ -78,17 +78,17 @@ class _Holder:
 
 
 class _PinnedFloor:
-    """The floor of `pinned()`: the same ContextVar read and fallback, bound methods
-    looked up once, nothing else."""
+    """The floor of `pinned()`: a method doing the same ContextVar read and fallback,
+    nothing else."""
 
-    __slots__ = ("_get", "current")
+    __slots__ = ("_var", "current")
 
     def __init__(self, var: contextvars.ContextVar[Any], current: Any) -> None:
-        self._get = var.get
+        self._var = var
         self.current = current
 
     def pinned(self) -> Any:
-        snapshot = self._get()
+        snapshot = self._var.get()
         return snapshot.config if snapshot is not None else self.current
 
 

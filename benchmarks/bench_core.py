@@ -1,24 +1,37 @@
-"""Core benchmark: the cost of reading `reloader.current` and of a reload, by stage.
+"""Core benchmark: the cost of reading `reloader.current`, of a pin, and of a reload, by stage.
 
-Reads: `reloader.current.a.b` vs the same read on a plain attrs instance vs a locked
-dict walk `get("a.b")` (the Python config-manager design), ns/op and ratios, one run.
+Reads and pins: every case is timed beside its floor, interleaved round-robin (each
+round times every case once, in a rotated order, so machine noise hits them alike),
+many rounds, the minimum per case (noise only ever adds time), GC left on:
+  reads   `reloader.current.a.b` vs a plain attrs instance `cfg.a.b` and a slotted holder
+          `h.current.a.b`; `pinned()` vs a method doing the same ContextVar read
+          (outside and inside a pin); a locked dict walk `get("a.b")` for reference.
+  pins    `with reloader.pin():` vs a bare `cv.set()`/`cv.reset()`; the WSGI and ASGI
+          `PinMiddleware` per request vs a no-op middleware around the same app.
 Reloads: 100 / 1,000 / 10,000 leaves, split into parse, structure, diff+plan, apply.
-Goals: the `current` read within 1.3x of the plain attrs read; reload time linear in leaves.
+Goals: the `current` read within 1.3x of the plain attrs read; `pin()` within 3x of the
+ContextVar floor; reload time linear in leaves.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextvars
+import gc
 import pathlib
 import statistics
 import tempfile
 import threading
 import time
 import timeit
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 import selreload as sr
+import selreload.asgi
+import selreload.wsgi
 from selreload._layers import merge
 from selreload._snapshot import Origins
 from selreload._transaction import run as run_transaction
@@ -34,46 +47,207 @@ class A:
     a: B = sr.field(factory=B)
 
 
-def bench_reads() -> None:
+def interleaved(cases: dict[str, tuple[str, dict[str, Any]]], *, number: int, rounds: int) -> dict[str, float]:
+    """ns/op of each `(stmt, globals)` case: the minimum over `rounds` rounds of `number`
+    runs, the cases taking turns within each round (start rotated), GC on."""
+    timers = {label: timeit.Timer(stmt, "gc.enable()", globals={**ns, "gc": gc}) for label, (stmt, ns) in cases.items()}
+    labels = list(timers)
+    best = dict.fromkeys(labels, float("inf"))
+    for r in range(rounds):
+        k = r % len(labels)
+        for label in labels[k:] + labels[:k]:
+            best[label] = min(best[label], timers[label].timeit(number) / number * 1e9)
+    return best
+
+
+def _row(label: str, ns_op: float, floor: float, floor_label: str) -> None:
+    print(f"  {label:44} {ns_op:8.1f} {ns_op / floor:7.2f}x  (floor: {floor_label})")
+
+
+def _verdict(ratio: float, goal: float) -> str:
+    return "OK" if ratio <= goal else "MISSED"
+
+
+class _Holder:
+    """The floor of `reloader.current`: a slotted attribute holding the config."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, current: Any) -> None:
+        self.current = current
+
+
+class _PinnedFloor:
+    """The floor of `pinned()`: a method doing the same ContextVar read and fallback,
+    nothing else."""
+
+    __slots__ = ("_var", "current")
+
+    def __init__(self, var: contextvars.ContextVar[Any], current: Any) -> None:
+        self._var = var
+        self.current = current
+
+    def pinned(self) -> Any:
+        snapshot = self._var.get()
+        return snapshot.config if snapshot is not None else self.current
+
+
+class _Locked:
+    """A locked dict walk `get("a.b")`: the design of most Python config managers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._data: dict[str, Any] = {"a": {"b": 1}}
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            node: Any = self._data
+            for part in key.split("."):
+                node = node[part]
+            return node
+
+
+def bench_reads(rounds: int) -> None:
     tmp = pathlib.Path(tempfile.mkdtemp())
     (tmp / "c.yaml").write_text("a:\n  b: 1\n")
-    reloader = sr.Reloader(A, sources=[sr.YamlFile(tmp / "c.yaml", watch=False)])
+    reloader = sr.Reloader(A, sources=[sr.YamlFile(tmp / "c.yaml", watch=False)], registry=_registry())
     reloader.start()
     plain = A()
-
-    class Locked:
-        def __init__(self) -> None:
-            self._lock = threading.RLock()
-            self._data: dict[str, Any] = {"a": {"b": 1}}
-
-        def get(self, key: str) -> Any:
-            with self._lock:
-                node: Any = self._data
-                for part in key.split("."):
-                    node = node[part]
-                return node
-
-    locked = Locked()
-    number = 2_000_000
+    holder = _Holder(reloader.current)
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("floor", default=None)
+    floor = _PinnedFloor(var, reloader.current)
+    number = 200_000
     cases = {
-        "plain attrs  cfg.a.b": ("cfg.a.b", {"cfg": plain}),
-        "selreload    reloader.current.a.b": ("r.current.a.b", {"r": reloader}),
-        "selreload    pinned() (ContextVar)": ("r.pinned().a.b", {"r": reloader}),
-        "locked dict  get('a.b')": ("m.get('a.b')", {"m": locked}),
+        "plain attrs      cfg.a.b": ("cfg.a.b", {"cfg": plain}),
+        "slotted holder   h.current.a.b": ("h.current.a.b", {"h": holder}),
+        "selreload        reloader.current.a.b": ("r.current.a.b", {"r": reloader}),
+        "floor            f.pinned().a.b": ("f.pinned().a.b", {"f": floor}),
+        "selreload        reloader.pinned().a.b": ("r.pinned().a.b", {"r": reloader}),
+        "locked dict      get('a.b')": ("m.get('a.b')", {"m": _Locked()}),
     }
-    best: dict[str, float] = {}
-    for label, (stmt, ns) in cases.items():
-        runs = timeit.repeat(stmt, globals=ns, number=number, repeat=7)
-        best[label] = min(runs) / number * 1e9
-    empty = min(timeit.repeat("pass", number=number, repeat=7)) / number * 1e9
-    base = best["plain attrs  cfg.a.b"]
-    print(f"reads: best of 7 x {number:,} (loop overhead {empty:.1f} ns/op included in every row)")
-    print(f"  {'case':40} {'ns/op':>8} {'vs plain':>9} {'net of loop':>12}")
-    for label, ns_op in best.items():
-        net = (ns_op - empty) / (base - empty)
-        print(f"  {label:40} {ns_op:8.1f} {ns_op / base:8.2f}x {net:11.2f}x")
-    ratio = best["selreload    reloader.current.a.b"] / base
-    print(f"  goal: current read within 1.3x of plain attrs -> {ratio:.2f}x {'OK' if ratio <= 1.3 else 'MISSED'}")
+    best = interleaved(cases, number=number, rounds=rounds)
+    # Inside a pin (what a request under PinMiddleware reads): both vars set.
+    token = var.set(reloader.snapshot)
+    pinned_cases = {
+        "floor": cases["floor            f.pinned().a.b"],
+        "pinned": cases["selreload        reloader.pinned().a.b"],
+    }
+    with reloader.pin():
+        inside = interleaved(pinned_cases, number=number, rounds=rounds)
+    var.reset(token)
+    plain_ns, holder_ns = best["plain attrs      cfg.a.b"], best["slotted holder   h.current.a.b"]
+    current = best["selreload        reloader.current.a.b"]
+    print(f"reads: ns/op, min of {rounds} interleaved rounds x {number:,} (loop overhead included)")
+    print(f"  {'case':44} {'ns/op':>8} {'ratio':>8}")
+    _row("plain attrs      cfg.a.b", plain_ns, plain_ns, "itself")
+    _row("slotted holder   h.current.a.b", holder_ns, plain_ns, "plain attrs")
+    _row("selreload        reloader.current.a.b", current, plain_ns, "plain attrs")
+    _row("selreload        reloader.current.a.b", current, holder_ns, "slotted holder")
+    outside_floor = best["floor            f.pinned().a.b"]
+    _row("floor            f.pinned().a.b", outside_floor, plain_ns, "plain attrs")
+    pinned = best["selreload        reloader.pinned().a.b"]
+    _row("selreload        reloader.pinned().a.b", pinned, outside_floor, "f.pinned()")
+    _row("  inside a pin:  floor f.pinned().a.b", inside["floor"], plain_ns, "plain attrs")
+    _row("  inside a pin:  reloader.pinned().a.b", inside["pinned"], inside["floor"], "f.pinned() inside")
+    _row("locked dict      get('a.b')", best["locked dict      get('a.b')"], plain_ns, "plain attrs")
+    ratio = current / plain_ns
+    print(f"  goal: current read within 1.3x of plain attrs -> {ratio:.2f}x {_verdict(ratio, 1.3)}")
+    reloader.stop()
+
+
+def _consume(body: Iterable[bytes]) -> None:
+    for _chunk in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def _drive(coro: Any) -> None:
+    """Run a coroutine that never suspends to its end, without an event loop's noise."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    raise RuntimeError("the app suspended")
+
+
+class _NoopWsgi:
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+
+class _NoopAsgi:
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def bench_pins(rounds: int) -> None:
+    tmp = pathlib.Path(tempfile.mkdtemp())
+    (tmp / "c.yaml").write_text("a:\n  b: 1\n")
+    reloader = sr.Reloader(A, sources=[sr.YamlFile(tmp / "c.yaml", watch=False)], registry=_registry())
+    reloader.start()
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("floor", default=None)
+
+    def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return None
+
+    def start_response(status: str, headers: list[Any]) -> None:
+        return None
+
+    ns: dict[str, Any] = {
+        "r": reloader,
+        "cv": var,
+        "x": reloader.snapshot,
+        "consume": _consume,
+        "drive": _drive,
+        "environ": {"REQUEST_METHOD": "GET", "PATH_INFO": "/"},
+        "sr_": start_response,
+        "scope": {"type": "http", "path": "/"},
+        "noop_wsgi": _NoopWsgi(wsgi_app),
+        "pin_wsgi": selreload.wsgi.PinMiddleware(wsgi_app, reloader),
+        "noop_asgi": _NoopAsgi(asgi_app),
+        "pin_asgi": selreload.asgi.PinMiddleware(asgi_app, reloader),
+    }
+    number = 100_000
+    best = interleaved(
+        {
+            "floor": ("t = cv.set(x); cv.reset(t)", ns),
+            "pin": ("with r.pin(): pass", ns),
+            "wsgi floor": ("consume(noop_wsgi(environ, sr_))", ns),
+            "wsgi pin": ("consume(pin_wsgi(environ, sr_))", ns),
+            "asgi floor": ("drive(noop_asgi(scope, None, None))", ns),
+            "asgi pin": ("drive(pin_asgi(scope, None, None))", ns),
+        },
+        number=number,
+        rounds=rounds,
+    )
+    print(f"\npins: ns/op, min of {rounds} interleaved rounds x {number:,}")
+    print(f"  {'case':44} {'ns/op':>8} {'ratio':>8}")
+    _row("floor            t = cv.set(x); cv.reset(t)", best["floor"], best["floor"], "itself")
+    _row("selreload        with reloader.pin(): pass", best["pin"], best["floor"], "cv.set/reset")
+    _row("WSGI floor       no-op middleware, 1 chunk", best["wsgi floor"], best["wsgi floor"], "itself")
+    _row("WSGI             PinMiddleware, 1 chunk", best["wsgi pin"], best["wsgi floor"], "no-op middleware")
+    _row("ASGI floor       no-op middleware", best["asgi floor"], best["asgi floor"], "itself")
+    _row("ASGI             PinMiddleware", best["asgi pin"], best["asgi floor"], "no-op middleware")
+    wsgi, asgi = best["wsgi pin"] - best["wsgi floor"], best["asgi pin"] - best["asgi floor"]
+    print(f"  per-request cost of pinning: WSGI +{wsgi:.0f} ns, ASGI +{asgi:.0f} ns")
+    ratio = best["pin"] / best["floor"]
+    print(f"  goal: pin() within 3x of the ContextVar floor -> {ratio:.2f}x {_verdict(ratio, 3.0)}")
     reloader.stop()
 
 
@@ -153,5 +327,11 @@ def _registry() -> Any:
 
 
 if __name__ == "__main__":
-    bench_reads()
-    bench_reloads()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=25, help="interleaved rounds of the read and pin cases")
+    parser.add_argument("--reads-only", action="store_true", help="skip the reload cases")
+    args = parser.parse_args()
+    bench_reads(args.rounds)
+    bench_pins(args.rounds)
+    if not args.reads_only:
+        bench_reloads()

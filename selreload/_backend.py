@@ -4,8 +4,10 @@ A config class is a tree of nodes; selreload needs five things from the library 
 made them, and only this module (and the backend it picks) asks for them:
 
 - is `tp` a node class? (`is_node`)
-- its fields: name, annotation, declared policy (`fields`), and their names on an
-  instance (`field_names`, cached: masking and rendering ask it for every value);
+- its fields: key, annotation, declared policy (`fields`), and their keys on an
+  instance (`field_names`, cached: masking and rendering ask it for every value). A
+  field's key is what documents and paths call it, and `getattr(node, key)` reads it:
+  the attribute name for attrs classes, the alias for pydantic fields that declare one;
 - make a class ready to be a snapshot (frozen, a repr that masks secrets: `prepare`);
 - rebuild an instance with some fields replaced, its validators run again (`rebuild`).
 
@@ -50,7 +52,8 @@ class NodeField:
     """One field of a node class, as the schema compiler reads it.
 
     Attributes:
-        name: the attribute name (paths use it).
+        name: the field's key in documents and paths (attrs: the attribute name; pydantic:
+            the alias when the field declares one); `getattr(node, name)` reads it.
         type: the resolved annotation.
         declared: the policy written on the field, or None.
     """
@@ -78,7 +81,7 @@ _NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
 def field_names(cls: type) -> tuple[str, ...] | None:
-    """The field names of a node class, or None when `cls` is not one (cached)."""
+    """The field keys of a node class (see `NodeField.name`), or None when `cls` is not one (cached)."""
     try:
         return _NAMES[cls]
     except KeyError:
@@ -87,7 +90,9 @@ def field_names(cls: type) -> tuple[str, ...] | None:
     if attrs.has(cls):
         names = tuple(a.name for a in attrs.fields(cls))
     elif is_pydantic(cls):
-        names = tuple(cls.model_fields)  # type: ignore[attr-defined]
+        from . import _pydantic
+
+        names = _pydantic.keys(cls).keys
     if len(_NAMES) >= 65536:  # classes made at run time must not grow it forever
         _NAMES.clear()
     _NAMES[cls] = names
@@ -115,7 +120,7 @@ def fields(cls: type[Any]) -> list[NodeField]:
 
 
 def declared_secret(cls: type, name: str) -> bool:
-    """Whether field `name` of node class `cls` is declared secret (by its own code)."""
+    """Whether the field keyed `name` of node class `cls` is declared secret (by its own code)."""
     if attrs.has(cls):
         a = attrs.fields_dict(cls).get(name)
         meta = a.metadata.get(META) if a is not None else None
@@ -136,7 +141,7 @@ def prepare(cls: type[Any]) -> None:
 
 
 def rebuild(obj: Any, changes: Mapping[str, Any]) -> Any:
-    """A copy of node `obj` with the fields in `changes` replaced, validated again.
+    """A copy of node `obj` with the fields in `changes` (by key) replaced, validated again.
 
     Raises:
         Exception: whatever a validator of the node raises (pydantic: a `ConfigError`).

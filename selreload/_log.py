@@ -41,7 +41,7 @@ def log_result(result: ReloadResult, *, name: str, recovered: bool = False) -> N
             changes = "; ".join(change_line(c) for c in _first(result.applied)) or "initial config"
             log.log(level, "%s applied v%d: %s%s", head, result.version, changes, _more(result.applied), extra=extra)
     elif result.outcome is Outcome.UNCHANGED:
-        pending = ", ".join(c.path for c in result.rejected)
+        pending = ", ".join(c.path for c in _first(result.rejected)) + _more(result.rejected, sep=",")
         tail = f" (restart pending: {pending})" if pending else ""
         if recovered:
             tail += ": the sources are valid again and match the live config"
@@ -79,6 +79,6 @@ def _first(changes: Sequence[Change]) -> Sequence[Change]:
     return changes[:_LINE_CHANGES]
 
 
-def _more(changes: Sequence[Change]) -> str:
+def _more(changes: Sequence[Change], *, sep: str = ";") -> str:
     extra = len(changes) - _LINE_CHANGES
-    return f"; +{extra} more" if extra > 0 else ""
+    return f"{sep} +{extra} more" if extra > 0 else ""

@@ -9,13 +9,18 @@ constraints, field validators and model validators. Types selreload does not kno
 (`SecretStr`, URLs, UUIDs, datetimes, ...) are validated by pydantic alone, in its strict
 JSON mode when the document holds them as text, because a document is JSON-like data.
 
+Paths use each field's document key: its alias when the model declares one (`KeyMap`,
+below), as pydantic validates it; the model is then validated by field name.
+
 pydantic's error messages are rebuilt here: `input` is never shown for a secret leaf, and
 a message written by a validator is withheld whole when it quotes a secret in scope.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -88,15 +93,136 @@ def _declared(cls: type[BaseModel], name: str, info: pydantic.fields.FieldInfo) 
 
 
 def fields(cls: type[BaseModel]) -> list[NodeField]:
-    """The fields of a model with their declared policies (markers, `json_schema_extra`, secret types)."""
-    _complete(cls)
-    return [NodeField(name, info.annotation, _declared(cls, name, info)) for name, info in cls.model_fields.items()]
+    """The fields of a model, by document key, with their declared policies (markers,
+    `json_schema_extra`, secret types)."""
+    k = keys(cls)
+    return [
+        NodeField(k.key_of[name], info.annotation, _declared(cls, name, info))
+        for name, info in cls.model_fields.items()
+    ]
 
 
-def declared_secret(cls: type[BaseModel], name: str) -> bool:
+def declared_secret(cls: type[BaseModel], key: str) -> bool:
+    name = keys(cls).name_of.get(key, key)
     info = cls.model_fields.get(name)
     declared = _declared(cls, name, info) if info is not None else None
     return declared is not None and declared.secret
+
+
+# --- document keys: aliases -------------------------------------------------------------------
+#
+# A model that declares aliases (`Field(alias=...)`, `validation_alias=`, an `alias_generator`)
+# is written with those keys in its documents, as pydantic validates it. selreload's paths are
+# document keys everywhere: errors, changes, `on()`, policy files, `explain`, the JSON Schema.
+# The paths a user reads are then the keys they typed, and an error's path finds its
+# `file:line:col` (origins are keyed by what the document holds). Everything in selreload
+# reads a node by its path's keys (`getattr(node, key)`), so a model class answers to its
+# keys too: a read-only property per aliased field (`cfg.logLevel is cfg.log_level`).
+
+
+class KeyMap:
+    """The document keys of one model class.
+
+    Attributes:
+        keys: the canonical key of each field, in field order (what paths use).
+        key_of: field name -> canonical key.
+        name_of: every accepted key (canonical or not) -> field name.
+        others: field name -> the other keys a document may use for it (the field name
+            under `validate_by_name`/`populate_by_name`, further `AliasChoices`).
+    """
+
+    __slots__ = ("key_of", "keys", "name_of", "others")
+
+    def __init__(self, key_of: dict[str, str], others: dict[str, tuple[str, ...]]) -> None:
+        self.key_of = key_of
+        self.keys = tuple(key_of.values())
+        self.others = others
+        self.name_of = {key: name for name, key in key_of.items()}
+        for name, more in others.items():
+            self.name_of.update(dict.fromkeys(more, name))
+
+
+class _KeyProperty(property):
+    """The read-only attribute an aliased field gets under its document key."""
+
+
+_KEYS: dict[type, KeyMap] = {}
+
+
+def _choices(cls: type[BaseModel], name: str, alias: object) -> list[str]:
+    if alias is None:
+        return []
+    if isinstance(alias, str):
+        return [alias]
+    items = alias.choices if isinstance(alias, pydantic.AliasChoices) else [alias]
+    out = []
+    for choice in items:
+        if isinstance(choice, str):
+            out.append(choice)
+        elif isinstance(choice, pydantic.AliasPath) and len(choice.path) == 1 and isinstance(choice.path[0], str):
+            out.append(choice.path[0])
+        else:
+            raise TypeError(
+                f"{cls.__qualname__}.{name}: validation alias {choice!r} reads a nested path; selreload reads one "
+                "document key per field: use a plain alias, or AliasChoices of keys"
+            )
+    return out
+
+
+def keys(cls: type[BaseModel]) -> KeyMap:
+    """The document keys of a model class (cached); gives the class its key properties.
+
+    Raises:
+        TypeError: an alias that is not a key (a nested `AliasPath`), a key that two fields
+            share, or a key the class already has as an attribute (other than a deprecated
+            pydantic v1 method such as `schema` or `json`, which the key shadows).
+    """
+    found = _KEYS.get(cls)
+    if found is not None:
+        return found
+    _complete(cls)
+    config = cls.model_config
+    by_alias = config.get("validate_by_alias", True) is not False
+    by_name = bool(config.get("validate_by_name") or config.get("populate_by_name"))
+    key_of: dict[str, str] = {}
+    others: dict[str, tuple[str, ...]] = {}
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias if info.validation_alias is not None else info.alias
+        accepted = _choices(cls, name, alias) if by_alias else []
+        if not accepted or (by_name and name not in accepted):
+            accepted.append(name)
+        key_of[name] = accepted[0]
+        if len(accepted) > 1:
+            others[name] = tuple(dict.fromkeys(accepted[1:]))
+    owner: dict[str, str] = {}
+    for name in key_of:
+        for key in (key_of[name], *others.get(name, ())):
+            if owner.setdefault(key, name) != name:
+                raise TypeError(
+                    f"{cls.__qualname__}: fields {owner[key]!r} and {name!r} both read the document key {key!r}"
+                )
+    for name, key in key_of.items():
+        if key != name:
+            _give_key(cls, name, key)
+    found = KeyMap(key_of, others)
+    if len(_KEYS) >= 65536:  # classes made at run time must not grow it forever
+        _KEYS.clear()
+    _KEYS[cls] = found
+    return found
+
+
+def _give_key(cls: type[BaseModel], name: str, key: str) -> None:
+    existing = inspect.getattr_static(cls, key, None)
+    if isinstance(existing, _KeyProperty):
+        return  # a base class's, or made before
+    shadows_v1 = existing is not None and existing is inspect.getattr_static(BaseModel, key, None)
+    if existing is not None and not (shadows_v1 and not key.startswith(("model_", "_"))):
+        raise TypeError(
+            f"{cls.__qualname__}.{name}: its document key {key!r} is an attribute of the class; "
+            "selreload reads config nodes by key: choose another alias"
+        )
+    # attrgetter: the read runs in C, as fast as the field's own attribute.
+    setattr(cls, key, _KeyProperty(operator.attrgetter(name), doc=f"`{name}`, under its document key."))
 
 
 # --- the class: frozen, masked repr ---------------------------------------------------------
@@ -117,21 +243,25 @@ def _repr_args(self: BaseModel) -> Any:
     from ._mask import value_repr
 
     cls = type(self)
+    key_of = keys(cls).key_of
     for name, info in cls.model_fields.items():
         if not info.repr:
             continue
         value = self.__dict__.get(name)
-        if hidden(cls, name):
+        key = key_of[name]
+        if hidden(cls, key):
             yield name, _Text(MASK)
         elif isinstance(value, Mapping) and not isinstance(value, BaseModel):
-            shown = (f"{value_repr(k)}: {MASK if hidden(cls, name, k) else value_repr(v)}" for k, v in value.items())
+            shown = (f"{value_repr(k)}: {MASK if hidden(cls, key, k) else value_repr(v)}" for k, v in value.items())
             yield name, _Text("{" + ", ".join(shown) + "}")
         else:
             yield name, _Text(value_repr(value))
 
 
 def prepare(cls: type[BaseModel]) -> None:
-    """Freeze a model class (snapshots are shared by every reader) and mask its repr."""
+    """Freeze a model class (snapshots are shared by every reader), mask its repr, and
+    give it its document keys (`keys`)."""
+    keys(cls)
     if not cls.model_config.get("frozen"):
         cls.model_config["frozen"] = True
         # pydantic memoises a setter per attribute name: forget those made before freezing.
@@ -193,17 +323,34 @@ def model_fn(st: Structurer, cls: type[BaseModel], secret: bool) -> StructureFn:
     """The strict structuring function of a pydantic model class."""
     from ._structure import BAD
 
-    _complete(cls)
+    k = keys(cls)
     specs: list[tuple[str, str, StructureFn, bool]] = []
+    # Fields a document may name in more than one way: (canonical key, every key, required).
+    several: list[tuple[str, tuple[str, ...], bool]] = []
     for name, info in cls.model_fields.items():
-        sec = secret or hidden(cls, name)
+        key = k.key_of[name]
+        sec = secret or hidden(cls, key)
         fn = _raw_fn(st.fail) if _raw(cls, name, info) else st.fn(info.annotation, sec)
-        specs.append((name, name, fn, info.is_required()))
-    names = frozenset(cls.model_fields)
+        more = k.others.get(name, ())
+        specs.append((key, name, fn, info.is_required() and not more))
+        specs += [(other, name, fn, False) for other in more]
+        if more:
+            several.append((key, (key, *more), info.is_required()))
+    names = frozenset(k.name_of)
     name_list = sorted(names)
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
         before = len(issues)
+        refused: set[str] = set()
+        if several and isinstance(v, Mapping):
+            for key, every, required in several:
+                given = [other for other in every if other in v]
+                if len(given) > 1:
+                    issues.append(Issue(join(path, given[1]), f"the same field as {given[0]!r}: give one of them"))
+                    refused.add(key)
+                elif required and not given:
+                    issues.append(Issue(join(path, key), "required key is missing"))
+                    refused.add(key)
         found = st.node_fields(v, path, issues, specs, names, name_list)
         if found is None:
             return BAD
@@ -212,7 +359,7 @@ def model_fn(st: Structurer, cls: type[BaseModel], secret: bool) -> StructureFn:
             inst = _validate(cls, kwargs)
         except ValidationError as exc:
             # With fields already refused, only the other fields' own errors are news.
-            issues.extend(_issues(exc, path, cls, kwargs, secret, skip))
+            issues.extend(_issues(exc, path, cls, kwargs, secret, {k.name_of[key] for key in skip | refused}))
             return BAD
         return BAD if len(issues) > before else _freeze(inst)
 
@@ -297,12 +444,16 @@ def _issues(
     exc: ValidationError, path: str, cls: type[BaseModel], kwargs: Mapping[str, Any], secret: bool, skip: set[str]
 ) -> list[Issue]:
     guard = Guard(lambda: _secrets_in_scope(cls, kwargs, secret))
+    key_of = keys(cls).key_of
     out = []
     for err in exc.errors(include_url=False):
         loc = err["loc"]
         if skip and (not loc or loc[0] in skip):
             continue
-        head = loc[0] if loc and isinstance(loc[0], str) and loc[0] in cls.model_fields else None
+        # Validated by field name: the error's first step is the name, the path the key.
+        head = key_of.get(loc[0]) if loc and isinstance(loc[0], str) else None
+        if head is not None:
+            loc = (head, *loc[1:])
         sec = secret or (head is not None and (hidden(cls, head) or (len(loc) > 1 and hidden(cls, head, loc[1]))))
         out.append(Issue(_where(path, loc), _message(err, sec, guard)))
     return out
@@ -312,12 +463,14 @@ def _secrets_in_scope(cls: type[BaseModel], kwargs: Mapping[str, Any], secret: b
     """The secret values a validator of `cls` could quote: its secret fields, secret keys of
     its mappings, and the secrets nested in the rest."""
     out: list[Any] = []
+    key_of = keys(cls).key_of
     for name, value in kwargs.items():
-        if secret or hidden(cls, name):
+        key = key_of.get(name, name)
+        if secret or hidden(cls, key):
             out.append(value)
             continue
         if isinstance(value, Mapping) and not isinstance(value, BaseModel):
-            out += [v for k, v in value.items() if hidden(cls, name, k)]
+            out += [v for k, v in value.items() if hidden(cls, key, k)]
         out += secrets_inside(value)
     return out
 
@@ -329,8 +482,9 @@ def rebuild(obj: BaseModel, changes: Mapping[str, Any]) -> BaseModel:
         ConfigError: the rebuilt model is invalid (messages masked as when structuring).
     """
     cls = type(obj)
+    name_of = keys(cls).name_of
     values = {name: obj.__dict__[name] for name in cls.model_fields}
-    values.update(changes)
+    values.update({name_of.get(key, key): value for key, value in changes.items()})
     try:
         return _freeze(_validate(cls, values))
     except ValidationError as exc:
@@ -344,7 +498,10 @@ def json_schema(schema: Any, *, partial: bool = False) -> dict[str, Any]:
     """pydantic's own JSON Schema of the root model, with `x-selreload-policy` (and
     `x-selreload-secret`) on each leaf property as the compiled `Schema` resolves it."""
     root: type[BaseModel] = schema.cls
-    out = root.model_json_schema(mode="validation")
+    # Properties by document key, as paths are (pydantic's schema names aliases unless the
+    # model validates by name only).
+    by_alias = root.model_config.get("validate_by_alias", True) is not False
+    out = root.model_json_schema(mode="validation", by_alias=by_alias)
     defs = out.get("$defs", {})
 
     def node(obj: dict[str, Any]) -> dict[str, Any]:
@@ -361,11 +518,11 @@ def json_schema(schema: Any, *, partial: bool = False) -> dict[str, Any]:
         if partial:
             obj.pop("required", None)
         props = obj.get("properties", {})
-        for name in cls.model_fields:
-            prop = props.get(name)
+        for key in keys(cls).keys:
+            prop = props.get(key)
             if prop is None:
                 continue
-            path = prefix + name
+            path = prefix + key
             sub = schema.nodes.get(path + ".")
             if sub is not None:
                 walk(sub, node(prop), path + ".")

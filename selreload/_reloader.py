@@ -41,7 +41,7 @@ from ._metrics import Metrics
 from ._pipeline import Pipeline, live_snapshot
 from ._plan import Planner
 from ._policy import PolicyInput, load_policies
-from ._read import NotStarted, Pin
+from ._read import NotStarted, Pin, pin_class
 from ._record import Fanout, LogRecorder, MetricsRecorder, Recorder, ReporterRecorder, SubscriberRecorder
 from ._result import Plan, ReloadResult
 from ._routes import Route, Routes, applier_name
@@ -123,6 +123,7 @@ class Reloader(AsyncAPI, Generic[C]):
         "audit",
         "current",
         "name",
+        "pin",
         "registry",
         "schema",
         "snapshot",
@@ -132,6 +133,15 @@ class Reloader(AsyncAPI, Generic[C]):
 
     current: C
     """The live config: a plain attribute read, no lock, no copy."""
+
+    pin: Callable[[], Pin[C]]
+    """`with reloader.pin() as cfg:` pins the live snapshot for the block (and the
+    tasks/threads that copy its context): `pinned()` returns it until the block ends,
+    whatever reloads happen. Nested pins keep the outermost snapshot.
+
+    An attribute holding this Reloader's `Pin` class, not a method: the method's own
+    frame was ~10% of a pin (benchmarks/bench_core.py), which PinMiddleware pays per request.
+    """
 
     def __init__(
         self,
@@ -231,6 +241,7 @@ class Reloader(AsyncAPI, Generic[C]):
                 bind_reloader(this)
         self.snapshot: Snapshot[C] | None = None
         self.current = NotStarted(name)  # type: ignore[assignment]
+        self.pin = pin_class(self._pin, self)
         if self.workers is not None:
             self.workers.bind(self)
 
@@ -513,12 +524,6 @@ class Reloader(AsyncAPI, Generic[C]):
         return live
 
     # --- reading ------------------------------------------------------------------------
-
-    def pin(self) -> Pin[C]:
-        """Pin the live snapshot for this block (and the tasks/threads that copy its
-        context): `pinned()` returns it until the block ends, whatever reloads happen.
-        Nested pins keep the outermost snapshot. `with reloader.pin() as cfg:`."""
-        return Pin(self._pin, self._pipeline)
 
     def pinned(self) -> C:
         """The config pinned in this context, or the live one outside a pin."""

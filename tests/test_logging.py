@@ -177,3 +177,69 @@ def test_one_logger_per_concern() -> None:
     }
     got = {module: importlib.import_module(module).log.name for module in expected}
     assert got == expected
+
+
+class Counted:
+    """A leaf value that records each time something renders it (repr, str, format)."""
+
+    def __init__(self, n: int, seen: list[int]) -> None:
+        self.n = n
+        self.seen = seen
+
+    def __repr__(self) -> str:
+        self.seen.append(self.n)
+        return f"<value {self.n}>"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+
+def _counted_changes(count: int, seen: list[int], policy: sr.Policy, start: int) -> tuple[sr.Change, ...]:
+    return tuple(sr.Change(f"s.f{i}", Counted(i, seen), Counted(i, seen), policy) for i in range(start, start + count))
+
+
+def _results(seen: list[int]) -> dict[str, sr.ReloadResult]:
+    hot = _counted_changes(200, seen, sr.Policy.HOT, 0)
+    restart = _counted_changes(200, seen, sr.Policy.RESTART_ONLY, 1000)
+    return {
+        "applied": sr.ReloadResult(sr.Outcome.APPLIED, 2, applied=hot, rejected=restart, previous_version=1),
+        "rejected": sr.ReloadResult(sr.Outcome.REJECTED, 1, rejected=restart, previous_version=1),
+        "unchanged": sr.ReloadResult(sr.Outcome.UNCHANGED, 1, rejected=restart, previous_version=1),
+        "rolled back": sr.ReloadResult(sr.Outcome.ROLLED_BACK, 1, attempted=hot, previous_version=1),
+    }
+
+
+@pytest.mark.parametrize("outcome", ["applied", "rejected", "unchanged", "rolled back"])
+def test_no_change_is_formatted_when_its_level_is_off(outcome: str) -> None:
+    """With the `selreload` logger above a result's level, logging it renders no value at all."""
+    from selreload._log import log_result
+
+    seen: list[int] = []
+    result = _results(seen)[outcome]
+    logger = logging.getLogger("selreload")
+    logger.setLevel(logging.CRITICAL)
+    try:
+        log_result(result, name="app")
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert seen == []
+
+
+@pytest.mark.parametrize("outcome", ["applied", "rejected", "unchanged", "rolled back"])
+def test_a_logged_result_formats_at_most_the_capped_changes(outcome: str, caplog: pytest.LogCaptureFixture) -> None:
+    """With every level on, a result of 200 applied and 200 rejected changes renders the
+    values of at most 20 changes per list and names at most 20 paths per line."""
+    from selreload._log import _LINE_CHANGES, log_result
+
+    seen: list[int] = []
+    result = _results(seen)[outcome]
+    with caplog.at_level(logging.DEBUG, logger="selreload"):
+        log_result(result, name="app")
+    assert caplog.records, "the result was logged"
+    for changes in (result.applied, result.rejected, result.attempted):
+        assert len({c.old.n for c in changes} & set(seen)) <= _LINE_CHANGES
+    assert len(seen) <= 2 * 2 * _LINE_CHANGES  # old and new, of at most 20 changes per list
+    for record in caplog.records:
+        assert record.getMessage().count("s.f") <= _LINE_CHANGES + 1, record.getMessage()[:200]

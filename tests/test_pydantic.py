@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 import selreload as sr
 from selreload._cli import main
@@ -326,3 +327,171 @@ def test_the_admin_app_serves_a_pydantic_config_masked(live: Started) -> None:
     schema = sr.json_schema(App)
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert "first-api-token" not in str(schema)
+
+
+# --- aliases: the document's keys are the paths ------------------------------------------------
+
+
+class Server(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    log_level: Annotated[Literal["debug", "info", "warning"], sr.Hot] = "info"
+    max_conns: Annotated[int, Field(ge=1)] = 10  # restart-only: no policy on the way up
+
+
+class Aliased(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: Annotated[str, sr.Hot, Field(alias="schema")] = "public"  # `schema` is a pydantic v1 method
+    from_: Annotated[str, sr.Hot, Field(validation_alias="from")] = "a"
+    server: Server = Field(default_factory=Server, alias="serverConfig")
+    flags: Annotated[dict[str, bool], sr.Hot] = Field(default_factory=dict, alias="feature-flags")
+    api_key: SecretStr = Field(SecretStr(""), alias="apiKey")
+
+
+ALIASED = """\
+schema: app
+from: b
+serverConfig:
+  logLevel: info
+  maxConns: 10
+feature-flags: {checkout: false}
+apiKey: first-key
+"""
+
+
+@pytest.fixture
+def aliased(tmp_path: pathlib.Path) -> Iterator[Started]:
+    path = tmp_path / "config.yaml"
+    path.write_text(ALIASED, encoding="utf-8")
+    audit = sr.AuditLog(tmp_path / "audit.jsonl")
+    reloader = sr.Reloader(Aliased, [sr.YamlFile(path, watch=False)], audit=audit, registry=CollectorRegistry())
+    with reloader:
+        yield Started(reloader, path)
+
+
+def test_a_document_with_alias_keys_loads(aliased: Started) -> None:
+    """Alias keys (`alias`, `validation_alias`, an `alias_generator`) are the document's keys;
+    the model reads as usual, and answers to its keys too (selreload reads nodes by key)."""
+    cfg = aliased.reloader.current
+    assert (cfg.schema_, cfg.from_, cfg.server.log_level, cfg.flags) == ("app", "b", "info", {"checkout": False})
+    assert cfg.api_key.get_secret_value() == "first-key"
+    server = getattr(cfg, "serverConfig")  # noqa: B009 - a key property, made at run time
+    assert server.maxConns == 10 and getattr(cfg, "feature-flags") == {"checkout": False}
+    assert sorted(aliased.reloader.schema.leaves) == [
+        "apiKey",
+        "feature-flags",
+        "from",
+        "schema",
+        "serverConfig.logLevel",
+        "serverConfig.maxConns",
+    ]
+
+
+def test_an_aliased_hot_change_applies_under_the_key_the_user_typed(aliased: Started) -> None:
+    """A change of an aliased hot leaf (and of a key of an aliased mapping) is applied and
+    reported, routed and audited with the path as the document writes it."""
+    seen: list[str] = []
+    aliased.reloader.on("serverConfig.logLevel", lambda changes, _snap: seen.extend(c.path for c in changes))
+    seen.clear()  # registered on a started Reloader: called once with the live value
+    text = ALIASED.replace("logLevel: info", "logLevel: debug").replace("checkout: false", "checkout: true")
+    result = aliased.reload(text.replace("schema: app", "schema: other"))
+    assert result.outcome is sr.Outcome.APPLIED, result
+    assert [c.path for c in result.applied] == ["schema", "serverConfig.logLevel", "feature-flags.checkout"]
+    assert seen == ["serverConfig.logLevel"]
+    cfg = aliased.reloader.current
+    assert (cfg.schema_, cfg.server.log_level, cfg.flags) == ("other", "debug", {"checkout": True})
+    record = sr.read_audit(aliased.path.parent / "audit.jsonl")[-1]
+    assert [c["path"] for c in record["changes"]] == ["schema", "serverConfig.logLevel", "feature-flags.checkout"]
+
+
+def test_an_aliased_restart_only_change_is_rejected_by_its_key(aliased: Started) -> None:
+    """Restart-only aliased leaves (and an aliased secret) are rejected and pending under their keys."""
+    result = aliased.reload(ALIASED.replace("maxConns: 10", "maxConns: 20").replace("first-key", "second-key"))
+    assert result.outcome is sr.Outcome.REJECTED, result
+    assert [c.path for c in result.rejected] == ["serverConfig.maxConns", "apiKey"]
+    assert sorted(aliased.reloader.status()["restart_pending"]) == ["apiKey", "serverConfig.maxConns"]
+    assert aliased.reloader.current.server.max_conns == 10
+
+
+def test_errors_name_the_aliased_key_at_its_position(aliased: Started) -> None:
+    """Type, constraint and unknown-key errors under aliases name the key typed, at file:line:col;
+    the Python field name is an unknown key where the model does not populate by name."""
+    text = textwrap.dedent(
+        """\
+        schema: app
+        serverConfig:
+          logLevel: verbose
+          maxConns: 0
+          log_level: info
+        feature-flags: {checkout: "no"}
+        """
+    )
+    result = aliased.reload(text)
+    assert result.outcome is sr.Outcome.INVALID
+    lines = [str(e).replace(str(aliased.path), "F") for e in result.errors]
+    assert lines == [
+        "F:3:13: serverConfig.logLevel: must be one of debug, info, warning (got 'verbose')",
+        "F:4:13: serverConfig.maxConns: input should be greater than or equal to 1 (got 0)",
+        "F:5:3: serverConfig.log_level: unknown key; did you mean 'logLevel'?",
+        "F:6:27: feature-flags.checkout: expected a bool, got str 'no'",
+    ]
+
+
+def test_populate_by_name_accepts_the_field_name_once(aliased: Started) -> None:
+    """Under `populate_by_name`, a document may use the field name for an aliased field; the
+    path stays the alias; naming one field twice is an error at the second key."""
+    result = aliased.reload(ALIASED.replace("schema: app", "schema_: other"))
+    assert result.outcome is sr.Outcome.APPLIED, result
+    assert [c.path for c in result.applied] == ["schema"]
+    result = aliased.reload(ALIASED + "schema_: again\n")
+    assert result.outcome is sr.Outcome.INVALID
+    assert [f"{e.path}: {e.message}" for e in result.errors] == [
+        "schema_: the same field as 'schema': give one of them"
+    ]
+
+
+def test_policy_files_and_the_json_schema_use_the_aliases(tmp_path: pathlib.Path) -> None:
+    """Policy globs match alias paths, and the JSON Schema (`selreload schema`) has the
+    document's keys as properties, each leaf with its policy."""
+    reloader = sr.Reloader(Aliased, policies=[sr.PolicySet(restart=("serverConfig.logLevel",))])
+    assert reloader.schema.policy_of("serverConfig.logLevel")[0] is sr.Policy.RESTART_ONLY
+    schema = json_schema(sr.Reloader(Aliased).schema)
+    assert sorted(schema["properties"]) == ["apiKey", "feature-flags", "from", "schema", "serverConfig"]
+    assert schema["properties"]["schema"]["x-selreload-policy"] == "hot"
+    assert schema["properties"]["apiKey"]["x-selreload-secret"] is True
+    server = schema["$defs"]["Server"]["properties"]
+    assert server["logLevel"]["x-selreload-policy"] == "hot"
+    assert server["maxConns"]["x-selreload-policy"] == "restart_only"
+    (tmp_path / "pyd_aliased.py").write_text(
+        "from pydantic import BaseModel, ConfigDict\nfrom pydantic.alias_generators import to_camel\n\n"
+        "class Cfg(BaseModel):\n    model_config = ConfigDict(alias_generator=to_camel)\n    log_level: str = 'info'\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["schema", "--schema", "pyd_aliased:Cfg"], out=out, err=io.StringIO()) == 0
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert list(json.loads(out.getvalue())["properties"]) == ["logLevel"]
+
+
+def test_aliases_selreload_cannot_read_are_refused_at_build() -> None:
+    """A nested `AliasPath`, a key two fields share, or a key that is an attribute of the
+    class: a TypeError when the Reloader is built, naming the field."""
+
+    class Nested(BaseModel):
+        level: str = Field("info", validation_alias=AliasPath("logging", "level"))
+
+    class Shared(BaseModel):
+        model_config = ConfigDict(populate_by_name=True)
+        a: int = Field(0, alias="b")
+        b: int = 0
+
+    class Clash(BaseModel):
+        fields: int = Field(0, alias="model_dump")
+
+    for model, words in ((Nested, "nested path"), (Shared, "both read the document key 'b'"), (Clash, "attribute")):
+        with pytest.raises(TypeError, match=words):
+            sr.Reloader(model)

@@ -137,6 +137,11 @@ ABSENT: Final = "(absent)"
 """How `render` shows `UNSET`: the mapping key does not exist on that side of a change."""
 
 
+to_json: Final = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""`json.dumps(value, ensure_ascii=False, default=str)` with one encoder built once
+(`json.dumps` builds a new one per call when given arguments: ~10 µs a value)."""
+
+
 def render(value: Any, *, secret: bool) -> str:
     """A leaf value for people, as JSON (`"info"`, `true`, `null`, `"15m"`, `{"a": 1}`):
     the same text in the demo, logs, plans, `explain` and `audit show`. A secret is `***`.
@@ -148,7 +153,7 @@ def render(value: Any, *, secret: bool) -> str:
         return ABSENT
     if secret:
         return MASK
-    return json.dumps(plain(value, secret=False), ensure_ascii=False, default=str)
+    return to_json(plain(value, secret=False))
 
 
 def value_repr(value: Any) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime
-import json
 import typing
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._mask import MASK, plain, render
+from ._mask import MASK, plain, render, to_json
 from ._result import Outcome
 from ._text import table
 
@@ -208,7 +207,7 @@ def audit_text(record: dict[str, Any]) -> str:
 def _recorded(value: Any) -> str:
     # The audit keeps values as `render` shows them, minus what JSON cannot say: a
     # missing key is null, a secret the string "***" (shown bare, as everywhere).
-    return MASK if value == MASK else json.dumps(value, ensure_ascii=False, default=str)
+    return MASK if value == MASK else to_json(value)
 
 
 # --- a reload as a short block for a terminal ------------------------------------------------

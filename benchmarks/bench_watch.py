@@ -3,7 +3,8 @@
 Contenders, interleaved round by round on the same save styles (in-place write,
 write-temp-then-rename, vim's rename-away + new file, Kubernetes ConfigMap `..data` swap):
 
-- `selreload`: a real Reloader on a real watched YamlFile (7 lines), one applier.
+- `selreload`: a real Reloader on a real watched YamlFile (7 lines), one applier; `sr
+  inline`: the same with `applier_timeout=None` (the applier on the reload thread).
 - `floor`: the minimal pipeline: ctypes inotify on the directory, read, parse with the
   fastest parser here (rapidyaml, else PyYAML's C loader), one assignment.
 - `poll 1ms`: Yelp staticconf's way: stat (mtime, size, inode) every 1 ms; on a change
@@ -225,11 +226,9 @@ class Contender:
     def stop(self) -> None: ...
 
 
-APPLIER_TIMEOUT: float | None = 5.0  # the Reloader's default: appliers on a worker thread, with a deadline
-
-
 class Selreload(Contender):
     name = "selreload"
+    applier_timeout: float | None = 5.0  # the Reloader's default: appliers on a worker thread, with a deadline
 
     def start(self, path: pathlib.Path, probe: Probe) -> None:
         class Timed(sr.YamlFile):
@@ -246,7 +245,11 @@ class Selreload(Contender):
                     probe.other += 1
 
         self.reloader = sr.Reloader(
-            Small, sources=[Timed(path)], audit=Audit(), registry=CollectorRegistry(), applier_timeout=APPLIER_TIMEOUT
+            Small,
+            sources=[Timed(path)],
+            audit=Audit(),
+            registry=CollectorRegistry(),
+            applier_timeout=self.applier_timeout,
         )
         self.reloader.on("a", lambda changes, snapshot: probe.arrived(snapshot.config.a, snapshot.config.b))
         self.reloader.start()
@@ -258,6 +261,14 @@ class Selreload(Contender):
 
     def stop(self) -> None:
         self.reloader.stop()
+
+
+class SelreloadInline(Selreload):
+    """The same with `applier_timeout=None`: the applier runs on the reload thread (no
+    deadline handoff): what a cheaper deadline could gain."""
+
+    name = "sr inline"
+    applier_timeout = None
 
 
 class Floor(Contender):
@@ -335,7 +346,12 @@ class Poll(Contender):
         self.thread.join()
 
 
-CONTENDERS: dict[str, type[Contender]] = {"selreload": Selreload, "floor": Floor, "poll 1ms": Poll}
+CONTENDERS: dict[str, type[Contender]] = {
+    "selreload": Selreload,
+    "sr inline": SelreloadInline,
+    "floor": Floor,
+    "poll 1ms": Poll,
+}
 
 
 class Readers:
@@ -467,10 +483,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--readers", type=int, default=2, help="threads reading the live config throughout")
     parser.add_argument("--busy-trials", type=int, default=40, help="saves beside 8 CPU-bound readers")
     parser.add_argument("--storm", type=int, default=1000, help="saves in the storm (0: skip)")
-    parser.add_argument("--applier-timeout", type=float, default=5.0, help="the Reloader's; 0: appliers inline")
     args = parser.parse_args(argv)
-    global APPLIER_TIMEOUT
-    APPLIER_TIMEOUT = args.applier_timeout or None
     patterns = list(SAVES)
     saver = Saver()
     results: dict[tuple[str, str], list[Row]] = {}
@@ -483,10 +496,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     results.setdefault((name, pattern), []).append(
                         measure(saver, name, pattern, args.trials, args.readers)
                     )
-            for name in ("selreload", "floor"):
+            for name in ("selreload", "sr inline", "floor"):
                 busy.setdefault(name, []).append(measure(saver, name, "rename", args.busy_trials, 8, busy=True))
             if args.storm:
-                for name in CONTENDERS:
+                for name in ("selreload", "floor", "poll 1ms"):
                     storms.setdefault(name, []).append(measure_storm(saver, name, args.storm, 2.0, args.readers))
     finally:
         saver.close()

@@ -490,10 +490,12 @@ def watch_path(
     target = pathlib.Path(os.path.abspath(path))
     make = _DirWatcher if directory else _PathWatcher
     where = target if directory else target.parent
-    # inotify read directly on Linux (one thread from the kernel to the reload), else
-    # watchdog's native observer; polling when neither can watch.
-    native = "inotify" if _fast_path else "native"
-    kinds = ["poll"] if mode == "poll" else [native, "poll"] if mode == "auto" else [native]
+    # inotify read directly on Linux (one thread from the kernel to the reload, one inotify
+    # instance per watch), else watchdog's native observer (its instances shared by every
+    # watch of a directory: the fallback when fs.inotify.max_user_instances runs out);
+    # polling when neither can watch.
+    native = ["inotify", "native"] if _fast_path else ["native"]
+    kinds = ["poll"] if mode == "poll" else [*native, "poll"] if mode == "auto" else native
     for i, kind in enumerate(kinds):
         hub = None if kind == "inotify" else _hub(kind, poll_interval)
         watcher = make(target, notify, hub, quiet=quiet, polling=kind == "poll")
@@ -504,7 +506,10 @@ def watch_path(
                 if isinstance(exc, WatchError):
                     raise
                 raise WatchError(exc.errno, f"cannot watch {where}: {exc.strerror or exc}") from exc
-            log.warning("cannot watch %s natively (%s): polling it every %gs instead", target, exc, poll_interval)
+            if kinds[i + 1] == "poll":
+                log.warning("cannot watch %s natively (%s): polling it every %gs instead", target, exc, poll_interval)
+            else:
+                log.info("cannot watch %s with its own inotify instance (%s): through watchdog instead", target, exc)
             continue
         return watcher
     raise AssertionError("unreachable")  # pragma: no cover

@@ -3,15 +3,17 @@ descriptor left behind, and a kernel queue overflow read as "something changed".
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
+import resource
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from selreload import _inotify, _watch_hub
+from selreload import _inotify, _watch, _watch_hub
 from selreload._watch import TRIGGER, watch_path
 
 pytestmark = pytest.mark.skipif(not _inotify.available, reason="inotify is Linux only")
@@ -121,3 +123,36 @@ def test_the_instance_is_non_blocking_and_close_on_exec() -> None:
     finally:
         ino.close()
     ino.close()  # twice: nothing
+
+
+def test_out_of_descriptors_for_an_instance_the_watch_goes_through_watchdog(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No inotify instance to be had (EMFILE: here the descriptor limit, in life
+    fs.inotify.max_user_instances): the watch goes through watchdog's shared observer,
+    which already watches the directory, and still sees a save."""
+    caplog.set_level(logging.INFO, logger="selreload.watch")
+    path = tmp_path / "config.yaml"
+    path.write_text("a: 1\n")
+    monkeypatch.setattr(_watch, "_fast_path", False)
+    first = watch_path(path, lambda trigger: None)  # the observer watches the directory now
+    monkeypatch.setattr(_watch, "_fast_path", True)
+    calls: list[str] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest = os.dup(0)  # the lowest free descriptor: a limit there refuses any new one
+    os.close(lowest)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+        try:
+            second = watch_path(path, calls.append)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            assert second.mode == "native"
+            assert "through watchdog instead" in caplog.text
+            path.write_text("a: 2\n")
+            assert wait_for(lambda: calls == [TRIGGER])
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -12,6 +12,9 @@ WRITE_HOLD: Final = 1.0
 # How long a removed file may stay missing before it is reported: an editor that renames
 # the file away creates the new one microseconds later, and must not cause a warning.
 MISSING_GRACE: Final = 0.1
+# How long after the watched directory is made again (mkdir in place) its files are read:
+# they may still be being written (their closes are events too, once it is watched).
+DIR_SETTLE: Final = 0.02
 
 
 @attrs.frozen
@@ -32,6 +35,11 @@ class Debounce:
     arrives while that notification runs, or within `quiet` seconds after it, becomes one
     more (trailing) notification. Throttled, never delayed: a lone event never waits.
 
+    With `quiet=0` (the default of file sources) the reload is its own throttle: saves
+    during a reload fold into one more, run as soon as it returns, so the last save of a
+    storm is live at most two reloads after it lands (a quiet window of 20 ms held it back
+    5.6-13 ms, measured).
+
     Every method takes the caller's clock reading `now` (seconds, monotonic). The methods
     named `on_*` record an event and return when `due()` has something to do (not before
     `now`), or `None`. One worker drives it: it sleeps until `deadline()` (or an event),
@@ -45,13 +53,22 @@ class Debounce:
         "_hold_until",
         "_pending",
         "_writing_until",
+        "dir_settle",
         "missing_grace",
         "quiet",
         "write_hold",
     )
 
-    def __init__(self, *, quiet: float, write_hold: float = WRITE_HOLD, missing_grace: float = MISSING_GRACE) -> None:
+    def __init__(
+        self,
+        *,
+        quiet: float,
+        write_hold: float = WRITE_HOLD,
+        missing_grace: float = MISSING_GRACE,
+        dir_settle: float = DIR_SETTLE,
+    ) -> None:
         self.quiet = quiet
+        self.dir_settle = dir_settle
         self.write_hold = write_hold
         self.missing_grace = missing_grace
         self._pending = False  # a notification is wanted
@@ -88,8 +105,8 @@ class Debounce:
 
     def on_directory_created(self, now: float) -> float | None:
         """The file's directory was made again in place: its files may still be written (their
-        closes are events too); notify after the quiet window whatever is there then."""
-        self._check_at = now + self.quiet
+        closes are events too); notify after `dir_settle` seconds whatever is there then."""
+        self._check_at = now + self.dir_settle
         self._check_notify = True
         return self._after(now)
 

@@ -1,4 +1,4 @@
-"""One watchdog observer per kind, shared by every file watch in the process, and safe across fork()."""
+"""One watchdog observer per kind (polling; native off Linux), shared by its watches, safe across fork()."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selreload._debounce import MISSING_GRACE, WRITE_HOLD, Debounce, Fire
+from selreload._debounce import DIR_SETTLE, MISSING_GRACE, WRITE_HOLD, Debounce, Fire
 
 QUIET = 0.02
 NOTIFY = Fire(notify=True, check=False)
@@ -150,12 +150,13 @@ def test_gone_then_back_notifies_for_the_event_and_checks() -> None:
     assert d.due(MISSING_GRACE) == Fire(notify=False, check=True)
 
 
-def test_a_directory_created_in_place_notifies_after_the_quiet_window() -> None:
-    """mkdir of the watched directory: one notification after `quiet`, whatever is there."""
-    d = Debounce(quiet=QUIET)
-    assert d.on_directory_created(5.0) == 5.0 + QUIET
+def test_a_directory_created_in_place_notifies_after_a_settle() -> None:
+    """mkdir of the watched directory: one notification after `dir_settle` (even with no
+    quiet window: its files may still be being written), whatever is there."""
+    d = Debounce(quiet=0.0)
+    assert d.on_directory_created(5.0) == 5.0 + DIR_SETTLE
     assert d.due(5.0) is None
-    assert d.due(5.0 + QUIET) == Fire(notify=True, check=True)
+    assert d.due(5.0 + DIR_SETTLE) == Fire(notify=True, check=True)
     assert d.deadline() is None
 
 
@@ -179,11 +180,13 @@ class Call:
 _KINDS = ("write", "event", "close", "gone", "mkdir")
 
 
-def drive(events: list[tuple[float, str]], *, durations: list[float], present: bool) -> list[Call]:
+def drive(
+    events: list[tuple[float, str]], *, durations: list[float], present: bool, quiet: float = QUIET
+) -> list[Call]:
     """Run `events` ((gap before, kind), in order) through a Debounce like `_PathWatcher._run`:
     wake at each deadline, notify (taking the next duration; events keep arriving meanwhile),
     then `fired`. Returns every notification made."""
-    d = Debounce(quiet=QUIET)
+    d = Debounce(quiet=quiet)
     times, t = [], 0.0
     for gap, _ in events:
         t += gap
@@ -259,3 +262,24 @@ def test_the_last_event_is_always_followed_by_a_notification(
     # Bounded: a write still in progress (the last event of all, at `t`) holds it at most
     # `write_hold`, then one quiet window after the notification running then.
     assert after[0].start <= t + max(WRITE_HOLD, MISSING_GRACE) + QUIET + max(durations) + 1e-9
+
+
+completed_saves = st.lists(st.tuples(gaps, st.sampled_from(["event", "close"])), min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=completed_saves, durations=durations)
+def test_without_a_quiet_window_the_last_save_waits_at_most_for_the_running_notification(
+    events: list[tuple[float, str]], durations: list[float]
+) -> None:
+    """quiet=0 (the file sources' default): saves during a notification fold into one more,
+    which starts the moment that one returns; a save while none runs notifies at once. So
+    the last save of any storm is live within two reloads, and calls never overlap."""
+    calls = drive(events, durations=durations, present=True, quiet=0.0)
+    last = sum(gap for gap, _ in events)
+    running = [c for c in calls if c.start < last < c.end]
+    expected = running[0].end if running else last
+    after = [c for c in calls if c.start >= last]
+    assert after and after[0].start == expected, (expected, calls)
+    for before, nxt in itertools.pairwise(calls):
+        assert nxt.start >= before.end

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import selreload as sr
+from selreload import _watch
 from selreload._watch import TRIGGER, watch_path
 
 SETTLE = 0.3  # after the expected reload, how long a second one has to show up
@@ -29,6 +30,16 @@ class Cfg:
 
 def doc(n: int, note: str = "") -> str:
     return f"a: {n}\nb: {n}\nnote: '{note}'\n"
+
+
+@pytest.fixture(autouse=True, params=["inotify", "watchdog"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both ways of watching: inotify read directly (Linux), and the
+    portable watchdog observer (what other platforms use)."""
+    if request.param == "inotify" and not _watch._fast_path:
+        pytest.skip("inotify is Linux only")
+    monkeypatch.setattr(_watch, "_fast_path", request.param == "inotify")
+    return str(request.param)
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
@@ -395,3 +406,39 @@ def test_poll_mode_sees_a_configmap_swap(tmp_path: pathlib.Path) -> None:
         assert wait_for(lambda: TRIGGER in calls)
     finally:
         watcher.stop()
+
+
+def test_the_switch_interval_is_short_while_a_watched_reload_runs(rig: Rig) -> None:
+    """A reload from the watch runs with a 0.2 ms GIL switch interval (it gets the GIL back
+    quickly beside busy threads) and the process's own interval is restored after it."""
+    import sys
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    rig.reloader.on("note", lambda changes, snapshot: seen.append(sys.getswitchinterval()))
+    rig.path.write_text(doc(2, note="x"))
+    assert wait_for(lambda: rig.reloader.current.note == "x")
+    assert seen[-1] == pytest.approx(min(before, 0.0002))
+    assert wait_for(lambda: sys.getswitchinterval() == before)
+
+
+def test_a_symlink_swap_on_the_way_to_the_file_reloads_once_each_time(tmp_path: pathlib.Path) -> None:
+    """config.yaml -> current/config.yaml, current -> v1: `current` swapped (a temporary
+    symlink renamed onto it, as deploy tools do) reloads once, and so does the next swap
+    (the names on the way are read again after one of them changed)."""
+    for v in (1, 2, 3):
+        (tmp_path / f"v{v}").mkdir()
+        (tmp_path / f"v{v}" / "config.yaml").write_text(doc(v))
+    os.symlink("v1", tmp_path / "current")
+    os.symlink("current/config.yaml", tmp_path / "config.yaml")
+    rig = Rig(tmp_path / "config.yaml")
+    with rig.reloader:
+        (tmp_path / "unrelated.txt").write_text("x")  # an event naming nothing on the way
+        os.symlink("v2", tmp_path / "current.tmp")
+        os.replace(tmp_path / "current.tmp", tmp_path / "current")
+        rig.expect_one_reload(2)
+        os.symlink("v3", tmp_path / "current.tmp")
+        os.replace(tmp_path / "current.tmp", tmp_path / "current")
+        assert wait_for(lambda: rig.reloader.current.a == 3)
+        time.sleep(SETTLE)
+        assert rig.audit.outcomes() == ["applied", "applied"]

@@ -19,7 +19,7 @@ import watchdog
 from watchdog.events import FileSystemEvent
 from watchdog.observers.api import BaseObserver
 
-from selreload import _watch_hub
+from selreload import _watch, _watch_hub
 from selreload._watch import TRIGGER, _PathWatcher, watch_path
 from selreload._watch_hub import _Hub, _Listener, _native_observer
 
@@ -152,7 +152,7 @@ def _in_child(stale: _PathWatcher, generation: int, child_file: pathlib.Path) ->
     seen = threading.Event()
     fresh = watch_path(child_file, lambda trigger: seen.set())
     try:
-        if fresh.forked or fresh._hub is stale._hub:
+        if fresh.forked or (fresh._hub is not None and fresh._hub is stale._hub):
             problems.append("the child's watch reuses the parent's hub")
         child_file.write_text("a: 2\n")
         if not seen.wait(TIMEOUT):
@@ -194,10 +194,15 @@ def _fork(child: Callable[[], list[str]]) -> list[str]:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork()")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_a_forked_child_watches_afresh_and_the_parent_keeps_watching(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["inotify", "watchdog"])
+def test_a_forked_child_watches_afresh_and_the_parent_keeps_watching(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
     """After fork() the child's hub is empty and a new watch there sees a write; the
-    parent's old watch is inert in the child (stop() does nothing) and keeps working in the
-    parent."""
+    parent's old watch is inert in the child (stop() does nothing: above all it does not
+    remove the watches of the inotify instance it shares with the parent) and keeps
+    working in the parent. Both ways of watching: inotify read directly, and watchdog."""
+    monkeypatch.setattr(_watch, "_fast_path", fast and _watch._fast_path)
     parent_file = tmp_path / "config.yaml"
     parent_file.write_text("a: 1\n")
     child_file = tmp_path / "child" / "config.yaml"

@@ -103,7 +103,9 @@ class FileSource(abc.ABC):
         watch: `"auto"`, `"inotify"` or `"poll"` (`True` means `"auto"`); `False` to not
             watch the file.
         quiet: seconds after a reload during which further events fold into one more
-            reload (the first event always reloads at once).
+            reload (the first event always reloads at once). The default 0: events during
+            a reload fold into one more, run as soon as it ends (a storm of saves settles
+            within two reloads); raise it to reload less often under a storm.
         strict_modes: a world-writable file, or a world-writable directory without the
             sticky bit (anyone could replace the file), is an error instead of a warning
             (like ssh's `StrictModes`).
@@ -119,7 +121,7 @@ class FileSource(abc.ABC):
         max_bytes: int = MAX_BYTES,
         max_nodes: int = MAX_NODES,
         watch: str | bool = "auto",
-        quiet: float = 0.02,
+        quiet: float = 0.0,
         strict_modes: bool = False,
     ) -> None:
         self.path = pathlib.Path(path).absolute()

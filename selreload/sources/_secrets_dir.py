@@ -44,7 +44,8 @@ class SecretsDir:
             (case-sensitive).
         required: a missing directory is an error; otherwise an absent layer.
         watch: `"auto"`, `"inotify"` or `"poll"`; `False` to not watch the directory.
-        quiet: seconds after a reload during which further events fold into one more.
+        quiet: seconds after a reload during which further events fold into one more
+            (default 0: events during a reload fold into one more, run when it ends).
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class SecretsDir:
         prefix: str = "",
         required: bool = False,
         watch: str | bool = "auto",
-        quiet: float = 0.02,
+        quiet: float = 0.0,
     ) -> None:
         self.path = pathlib.Path(path).absolute()
         self.prefix = prefix

@@ -297,7 +297,7 @@ def bench_reloads() -> None:
             live = pipeline.live
             plan = pipeline.planner(live.snapshot.config, live.flat, config, pipeline.routes)
             t3 = time.perf_counter()
-            snap = pipeline.snapshot(plan.effective, plan.effective_flat, 0, Origins(dict))
+            snap = pipeline.snapshot(plan.effective, 0, Origins(dict))
             run_transaction(plan.batches, snap, live.snapshot)
             t4 = time.perf_counter()
             for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from ruamel.yaml import YAML
 
 import selreload as sr
-from selreload._diff import Flattener, diff, digest
+from selreload._diff import Digester, Flattener, diff
 from selreload._guard import check_tree
 from selreload._layers import merge
 from selreload._schema import Schema
@@ -118,10 +118,11 @@ def stages(schema: type[Any], text: str, other: str, reps: int) -> dict[str, flo
     steps: dict[str, Callable[[], object]] = {
         "guard (alias/depth walk)": lambda: check_tree(tree, "x"),
         "merge": lambda: merge([tree]),
-        "structure + validate": lambda: structurer.structure(tree),
+        # A new structurer each time: one that remembers subtrees would give them back.
+        "structure + validate": lambda: Structurer(compiled).structure(tree),
         "flatten": lambda: flatten(config),
         "diff": lambda: diff(old, flat, compiled),
-        "digest": lambda: digest(flat),
+        "digest": lambda: Digester(compiled)(config),  # from scratch: a new digester remembers nothing
     }
     return {name: best_time(fn, reps) for name, fn in steps.items()}
 

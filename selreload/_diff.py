@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from ._backend import rebuild
+from ._backend import fields, rebuild
 from ._change import UNSET, Change
 from ._paths import join
 from ._schema import Schema
@@ -120,19 +120,160 @@ def _rebuild(obj: Any, tree: Mapping[str, Any]) -> Any:
     return rebuild(obj, changes)
 
 
-def digest(flat: Mapping[str, Any]) -> str:
-    """sha256 over every leaf path and value: equal configs, equal digests."""
-    h = hashlib.sha256()
-    for path, value in flat.items():
-        # to_plain returns these as they are; skipping the call made a 10,000-leaf digest 10x faster.
-        if type(value) in _PLAIN:
-            plain = value
-        elif callable(getattr(value, "get_secret_value", None)):
-            plain = value.get_secret_value()  # pydantic's SecretStr renders as '****': a new secret is a new digest
-        else:
-            plain = to_plain(value)
-        h.update(f"{path}={plain!r}\n".encode())
-    return h.hexdigest()
+def _plain(value: Any) -> Any:
+    # to_plain returns these as they are; skipping the call made a 10,000-leaf digest 10x faster.
+    if type(value) in _PLAIN:
+        return value
+    if callable(getattr(value, "get_secret_value", None)):
+        return value.get_secret_value()  # pydantic's SecretStr renders as '****': a new secret is a new digest
+    return to_plain(value)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+
+# --- the schema as a tree: walking only what changed ----------------------------------------
+
+_LEAF, _MAPPING, _NODE = 0, 1, 2
+
+
+class _Node:
+    """One config node of a schema: its path and, in field order, its fields, each
+    `(attribute, kind, leaf path or child node)`."""
+
+    __slots__ = ("fields", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fields: list[tuple[str, int, Any]] = []
+
+
+def _compile(schema: Schema, prefix: str = "") -> _Node:
+    # The same walk as `Schema._walk`, so fields come in the order of `schema.leaves`
+    # (which is the order `Flattener` reads them in).
+    node = _Node(prefix[:-1])
+    for f in fields(schema.nodes[prefix]):
+        path = prefix + f.name
+        if path + "." in schema.nodes:
+            node.fields.append((f.name, _NODE, _compile(schema, path + ".")))
+        elif path in schema.leaves:
+            node.fields.append((f.name, _MAPPING if schema.leaves[path].mapping else _LEAF, path))
+    return node
+
+
+def _mapping_flat(path: str, value: Any) -> Flat:
+    # Exactly what `Flattener` makes of one mapping field.
+    if value is None:
+        return {path: None}
+    return {join(path, key): value[key] for key in sorted(value, key=str)}
+
+
+class Tree:
+    """Diffs two configs of one schema by walking both, skipping every subtree that is the
+    same object in both (the structurer gives back the live instance of an unchanged
+    subtree), so a one-leaf change costs the depth of the leaf times the width of its
+    ancestors, not the whole config.
+
+    `tree.diff(old, new)` equals `diff(flatten(old), flatten(new), schema)`, change for
+    change and in the same order.
+    """
+
+    __slots__ = ("root", "schema")
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.root = _compile(schema)
+
+    def diff(self, old: Any, new: Any) -> list[Change]:
+        """Every leaf that differs between two configs, as `diff` lists them."""
+        changed: list[Change] = []
+        removed: list[Change] = []
+        self._walk(self.root, old, new, changed, removed)
+        return changed + removed
+
+    def _walk(self, node: _Node, old: Any, new: Any, changed: list[Change], removed: list[Change]) -> None:
+        if old is new:
+            return
+        policy_of = self.schema.policy_of
+        for name, kind, sub in node.fields:
+            a = getattr(old, name)
+            b = getattr(new, name)
+            if a is b:
+                continue
+            if kind is _NODE:
+                self._walk(sub, a, b, changed, removed)
+            elif kind is _LEAF:
+                if not _same(a, b):
+                    changed.append(Change(sub, a, b, *policy_of(sub)))
+            else:
+                before, after = _mapping_flat(sub, a), _mapping_flat(sub, b)
+                for path, value in after.items():
+                    was = before.get(path, UNSET)
+                    if not _same(was, value):
+                        changed.append(Change(path, was, value, *policy_of(path)))
+                removed.extend(Change(p, v, UNSET, *policy_of(p)) for p, v in before.items() if p not in after)
+
+
+def updated(flat: Flat, changes: Iterable[Change]) -> Flat:
+    """A copy of `flat` with `changes` made (a removed mapping key is dropped).
+
+    The leaves are the same as `flatten` of the changed config gives; a new mapping key
+    comes last rather than in key order (nothing reads a flat map by its order).
+    """
+    out = dict(flat)
+    for change in changes:
+        if change.new is UNSET:
+            out.pop(change.path, None)
+        else:
+            out[change.path] = change.new
+    return out
+
+
+class Digester:
+    """The digest of a config: the identity of its content, equal across processes.
+
+    sha256 composed along the schema: a node's digest covers, in field order, one line
+    per leaf (`path=value`, per key for mappings) and one per child node (`path:digest`);
+    the config's digest is its root's, in hex. A function of the content alone: equal
+    configs have equal digests in every process, however they were built.
+
+    The digest of each node instance is remembered, so a config that shares all but one
+    subtree with the last one digested re-hashes only that subtree and its ancestors.
+    """
+
+    __slots__ = ("_memo", "_root")
+
+    def __init__(self, schema: Schema) -> None:
+        self._root = _compile(schema)
+        # path -> (the instance or value digested there, its digest or lines). The
+        # instance is held, so an `is` check cannot be fooled by a reused id.
+        self._memo: dict[str, tuple[Any, Any]] = {}
+
+    def __call__(self, config: Any) -> str:
+        return self._node(self._root, config).hex()
+
+    def _node(self, node: _Node, obj: Any) -> bytes:
+        memo = self._memo
+        hit = memo.get(node.path)
+        if hit is not None and hit[0] is obj:
+            return hit[1]  # type: ignore[no-any-return]
+        parts: list[str] = []
+        for name, kind, sub in node.fields:
+            value = getattr(obj, name)
+            if kind is _NODE:
+                parts.append(f"{sub.path}:{self._node(sub, value).hex()}\n")
+            elif kind is _LEAF and type(value) in _PLAIN:
+                parts.append(f"{sub}={value!r}\n")
+            else:
+                parts.append(self._lines(sub, kind, value))
+        digest = hashlib.sha256("".join(parts).encode()).digest()
+        memo[node.path] = (obj, digest)
+        return digest
+
+    def _lines(self, path: str, kind: int, value: Any) -> str:
+        hit = self._memo.get(path)
+        if hit is not None and hit[0] is value:
+            return hit[1]  # type: ignore[no-any-return]
+        flat = {path: value} if kind is _LEAF else _mapping_flat(path, value)
+        lines = "".join(f"{p}={_plain(v)!r}\n" for p, v in flat.items())
+        self._memo[path] = (value, lines)
+        return lines

@@ -82,6 +82,13 @@ def _compiled(pattern: str) -> Callable[[str], re.Match[str] | None]:
     return re.compile(f"(?:{here})|(?:{below})").match
 
 
+def matcher(pattern: str) -> Callable[[str], object]:
+    """`matches` with the pattern fixed, compiled once: true (a match) for covered paths."""
+    if is_glob(pattern):
+        return _compiled(pattern)
+    return functools.partial(is_under, prefix=pattern)
+
+
 def matches(pattern: str, path: str) -> bool:
     """A pattern covers the paths it names or globs, and every path under them."""
     if is_glob(pattern):

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _boundary, _layers, _mask, _transaction
 from ._change import Change
-from ._diff import Flat, digest
+from ._diff import Flat
 from ._errors import ApplyError, AuditWriteError, ConfigError, Issue, StateError
 from ._live import Attempt, Live, Tried
 from ._metrics import Metrics
@@ -119,7 +119,7 @@ class Pipeline(Generic[C]):
         config = self.structure(layers)
         flat = self.planner.flatten(config)
         previous = self.live
-        snapshot = self.snapshot(config, flat, previous.version + 1, Origins(lambda: _layers.origins(flat, layers)))
+        snapshot = self.snapshot(config, previous.version + 1, Origins(lambda: _layers.origins(flat, layers)))
         batches = self.routes.batches(self.planner.initial(flat))
         self.initial(batches, snapshot, flat)
         live = Live(
@@ -139,7 +139,9 @@ class Pipeline(Generic[C]):
 
     def apply_initial(self, route: Route, live: Live[C]) -> None:
         snapshot = live_snapshot(live)
-        initial = tuple(c for c in self.planner.initial(live.flat) if route.covers(c.path))
+        # Flattened again, not `live.flat`: the initial values come in path order.
+        flat = self.planner.flatten(snapshot.config)
+        initial = tuple(c for c in self.planner.initial(flat) if route.covers(c.path))
         if initial:
             self.initial([(route, initial)], snapshot, live.flat)
 
@@ -207,16 +209,18 @@ class Pipeline(Generic[C]):
             return self.end(attempt, live, plan.outcome, inputs=inputs, rejected=rejected)
         eff_flat = plan.effective_flat
         start_origins, kept = live.start_origins, {c.path for c in rejected}
+        flatten, effective = self.planner.flatten, plan.effective
 
         def located() -> Mapping[str, str]:
             # A rejected leaf keeps its live value, and restart-only values are the ones
             # start() loaded: so is their origin, not the source line holding the new one.
-            out = dict(locate(eff_flat))
+            # Flattened here, when asked: origins list the leaves in path order.
+            out = dict(locate(flatten(effective)))
             for path in kept & out.keys():
                 out[path] = start_origins.get(path, "default")
             return out
 
-        snapshot = self.snapshot(plan.effective, eff_flat, live.version + 1, Origins(located))
+        snapshot = self.snapshot(plan.effective, live.version + 1, Origins(located))
         tx = _transaction.run(
             plan.batches,
             snapshot,
@@ -331,5 +335,6 @@ class Pipeline(Generic[C]):
     def structure(self, layers: Sequence[Layer]) -> C:
         return _boundary.structure(self.structurer, layers)  # type: ignore[no-any-return]
 
-    def snapshot(self, config: C, flat: Flat, version: int, located: Origins) -> Snapshot[C]:
-        return Snapshot(config, version, digest(flat), _now(), located)
+    def snapshot(self, config: C, version: int, located: Origins) -> Snapshot[C]:
+        # The digest is composed from subtree digests: only what changed is hashed again.
+        return Snapshot(config, version, self.planner.digest(config), _now(), located)

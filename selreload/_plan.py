@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _mask
 from ._change import UNSET, Change, Policy
-from ._diff import Flat, Flattener, apply_changes, diff
+from ._diff import Digester, Flat, Flattener, Tree, apply_changes, updated
 from ._errors import Issue
 from ._result import Action, Plan, PlannedChange
 from ._routes import Routes
@@ -18,19 +18,26 @@ from ._schema import Schema
 
 
 class Planner:
-    """Plans reloads for one schema (its flattener is compiled once).
+    """Plans reloads for one schema (its flattener, tree and digester are compiled once).
+
+    The cost of a plan follows what changed, not the size of the config: the diff walks
+    live and candidate together and skips every subtree they share (the structurer gives
+    back the live instance of an unchanged subtree), the effective leaves are the live
+    ones with the changes made, and `digest` re-hashes only the subtrees it has not seen.
 
     Args:
         schema: the compiled schema.
         strict: a restart-only change rejects the whole reload, hot changes included.
     """
 
-    __slots__ = ("flatten", "schema", "strict")
+    __slots__ = ("digest", "flatten", "schema", "strict", "tree")
 
     def __init__(self, schema: Schema, *, strict: bool = False) -> None:
         self.schema = schema
         self.strict = strict
         self.flatten = Flattener(schema)
+        self.tree = Tree(schema)
+        self.digest = Digester(schema)
 
     def __call__(self, live: Any, live_flat: Flat, candidate: Any, routes: Routes | None = None) -> Plan:
         """Diff `live` (flattened as `live_flat`) against `candidate`.
@@ -40,8 +47,7 @@ class Planner:
         restart-only ones, validated as a whole; when that fails, the plan holds the
         error and nothing would be applied.
         """
-        cand_flat = self.flatten(candidate)
-        changes = diff(live_flat, cand_flat, self.schema)
+        changes = self.tree.diff(live, candidate)
         hot = [c for c in changes if c.policy is Policy.HOT]
         rejected = [c for c in changes if c.policy is not Policy.HOT]
         if self.strict and rejected:
@@ -54,7 +60,8 @@ class Planner:
         if not hot:
             return Plan(steps, strict=self.strict, effective=live, effective_flat=live_flat)
         if not rejected:
-            return Plan(steps, strict=self.strict, effective=candidate, effective_flat=cand_flat, batches=batches)
+            eff_flat = updated(live_flat, changes)
+            return Plan(steps, strict=self.strict, effective=candidate, effective_flat=eff_flat, batches=batches)
         # Rebuild whichever side needs fewer changes; the rebuilt nodes are validated
         # again, so a cross-field rule holds on what actually goes live.
         try:
@@ -64,11 +71,12 @@ class Planner:
                 effective = apply_changes(candidate, [c.inverted() for c in rejected], self.schema)
         except Exception as exc:  # noqa: BLE001 - a validator of the effective config
             head = "the hot changes are not valid without the rejected restart-only ones"
-            message = _mask.guard(self.schema, live_flat, cand_flat).failure(head, exc)
+            message = _mask.guard(self.schema, live_flat, updated(live_flat, changes)).failure(head, exc)
             return Plan(steps, errors=(Issue("", message, "effective config"),), strict=self.strict)
-        return Plan(
-            steps, strict=self.strict, effective=effective, effective_flat=self.flatten(effective), batches=batches
-        )
+        # The leaves of what was rebuilt, read back from it: a converter that ran again
+        # on a rebuilt node may have changed more than the changes said.
+        eff_flat = updated(live_flat, self.tree.diff(live, effective))
+        return Plan(steps, strict=self.strict, effective=effective, effective_flat=eff_flat, batches=batches)
 
     def initial_plan(self, candidate: Any, routes: Routes | None = None) -> Plan:
         """What start() does with `candidate`: every leaf applied from `UNSET`."""

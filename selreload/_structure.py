@@ -11,11 +11,15 @@ know to a strict cattrs converter.
 from __future__ import annotations
 
 import collections.abc
+import copyreg
 import datetime
 import enum
+import io
 import json
+import marshal
 import math
 import pathlib
+import pickle
 import re
 import types
 import typing
@@ -76,8 +80,11 @@ class Structurer:
         # A pydantic schema: models, and types selreload does not know, go to `_pydantic`.
         self._pydantic = is_pydantic(schema.cls)
         self._fns: dict[tuple[Any, bool], StructureFn] = {}
+        self._containers: set[StructureFn] = set()  # what `_class`, `_mapping`, `_sequence` made
         self._fallback = _strict_cattrs()
-        self._root = self.fn(schema.cls, False)
+        # The root is rebuilt whenever anything changed: remembering its input would only
+        # cost a fingerprint of the whole tree per reload.
+        self._root = self._compile(schema.cls, False, memo=False)
 
     def structure(self, tree: Any, *, issues: list[Issue] | None = None) -> tuple[Any, list[Issue]]:
         """`issues` collects what is found (a capped collector from `_layers`); a new list by default."""
@@ -113,7 +120,16 @@ class Structurer:
 
     # --- compilers ------------------------------------------------------------------------
 
-    def _compile(self, tp: Any, secret: bool) -> StructureFn:
+    def _compile(self, tp: Any, secret: bool, *, memo: bool = True) -> StructureFn:
+        compiled = self._compile_plain(tp, secret)
+        # Containers remember their last good result per path: an unchanged subtree gives
+        # back the very instance it gave before (frozen, so sharing it is safe), and the
+        # planner skips a subtree whose live and new instances are the same object.
+        if memo and compiled in self._containers:
+            return _memoized(compiled)
+        return compiled
+
+    def _compile_plain(self, tp: Any, secret: bool) -> StructureFn:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if tp is Any or tp is object:
@@ -357,6 +373,7 @@ class Structurer:
                     out[k] = val
             return _BAD if bad else FrozenDict(out)
 
+        self._containers.add(s)
         return s
 
     def _sequence(self, tp: Any, origin: Any, args: tuple[Any, ...], secret: bool) -> StructureFn:
@@ -395,6 +412,7 @@ class Structurer:
             except TypeError as exc:  # unhashable items in a set
                 return self._fail(issues, path, str(exc))
 
+        self._containers.add(s)
         return s
 
     def _other(self, tp: Any, secret: bool) -> StructureFn:
@@ -478,7 +496,80 @@ class Structurer:
                 collect_validation_issues(cls, kwargs, path, issues, secrets)
                 return _BAD
 
+        self._containers.add(s)
         return s
+
+
+MEMO_PATHS: Final = 65536
+"""Paths one container function remembers (mapping keys are paths too: bounded)."""
+
+
+def fingerprint(value: Any) -> bytes | None:
+    """Bytes that are equal only when two raw trees are equal value for value and type for
+    type, or None when the tree holds something neither `marshal` nor `pickle` writes.
+
+    Not `==`: `1 == 1.0 == True` and `0.0 == -0.0`, and `"true"` from a file equals the same
+    text from env (an `EnvText`, which a bool field parses); each structures differently.
+    `marshal` writes exact types only (in C, as fast as `==`); it refuses subclasses and
+    dates, which `pickle` writes with their class (and nothing else: `_Fingerprinter`).
+    Equal bytes mean equal trees; unequal bytes may still be equal trees (key order,
+    shared objects): then the subtree is only structured again.
+    """
+    try:
+        return marshal.dumps(value)
+    except ValueError:
+        pass
+    out = io.BytesIO()
+    try:
+        _Fingerprinter(out, protocol=5).dump(value)
+    except Exception:  # noqa: BLE001 - nothing to compare by: structure it
+        return None
+    return b"p" + out.getvalue()
+
+
+class _Fingerprinter(pickle.Pickler):
+    """Writes what parsers and env make, nothing else: any other object (whose pickle
+    may run its own code, or say nothing of its state) leaves the tree unremembered."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in _WRITTEN or obj in _GLOBALS:
+            return NotImplemented  # pickled the usual way
+        raise TypeError(type(obj).__name__)
+
+
+_WRITTEN: Final = frozenset(
+    {EnvText, datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone}
+)
+_GLOBALS: Final = frozenset({*_WRITTEN, copyreg.__dict__["__newobj__"]})  # what their pickles name
+
+
+def _memoized(structure: StructureFn) -> StructureFn:
+    """`structure` that gives back its last good result at a path for the same raw input.
+
+    Only results that added no issue are kept: a failure is structured again, so its
+    issues are found (and placed) anew. A validator is taken to be a function of its
+    node's values, as attrs treats it (it runs when an instance is built, never again):
+    an unchanged subtree is not validated again, every node on the way to a change is.
+    Each entry is one tuple, replaced whole: a plan on another thread (`Reloader.plan()`
+    takes no lock) reads one old or one new entry, both true.
+    """
+    memo: dict[str, tuple[bytes, Any]] = {}
+
+    def s(v: Any, path: str, issues: list[Issue]) -> Any:
+        key = fingerprint(v)
+        if key is not None:
+            hit = memo.get(path)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        before = len(issues)
+        out = structure(v, path, issues)
+        if key is not None and out is not _BAD and len(issues) == before:
+            if len(memo) >= MEMO_PATHS:
+                memo.clear()
+            memo[path] = (key, out)
+        return out
+
+    return s
 
 
 def unknown_keys(

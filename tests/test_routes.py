@@ -91,3 +91,47 @@ def test_routing_agrees_with_matching_each_pair(pats: list[str], changed: list[s
         (f"r{i}", [c for c in changed if naive(p, c)]) for i, p in enumerate(pats) if any(naive(p, c) for c in changed)
     ]
     assert [(r.name, [c.path for c in cs]) for r, cs in batches] == expected
+
+
+words = st.sampled_from(["a", "b", "ab", "a1", "x.y"])
+deep_paths = st.lists(words, min_size=1, max_size=4).map(".".join)
+globs = st.one_of(
+    deep_paths.map(lambda p: p + "*"),  # found by its prefix alone
+    deep_paths.map(lambda p: p + ".*"),
+    deep_paths.map(lambda p: "*." + p),  # no literal prefix: every path tries it
+    deep_paths.map(lambda p: p.replace("b", "?", 1)),
+    deep_paths.map(lambda p: p.replace("a", "[ab]", 1)),
+    st.sampled_from(["*", "a*b", "?", "a.*.b"]),
+)
+
+
+@given(
+    st.lists(st.one_of(deep_paths, globs), max_size=12),
+    st.lists(st.one_of(deep_paths, globs), max_size=4),
+    st.lists(deep_paths, max_size=15, unique=True),
+)
+def test_indexed_routing_agrees_with_a_naive_router(first: list[str], later: list[str], changed: list[str]) -> None:
+    """Exact patterns found by ancestor, globs by literal prefix, results remembered per
+    path: the batches (registration order, each applier once, its changes in change
+    order) and the names per path are what testing every pattern on every path gives,
+    before and after more routes are added, and on a second call."""
+    routes = Routes()
+    patterns: list[str] = []
+
+    def expect() -> tuple[list[tuple[str, list[str]]], dict[str, tuple[str, ...]]]:
+        batches = [
+            (f"r{i}", [c for c in changed if naive(p, c)])
+            for i, p in enumerate(patterns)
+            if any(naive(p, c) for c in changed)
+        ]
+        names = {c: tuple(f"r{i}" for i, p in enumerate(patterns) if naive(p, c)) for c in changed}
+        return batches, names
+
+    for group in (first, later):
+        for p in group:
+            routes.add(p, object(), f"r{len(patterns)}")
+            patterns.append(p)
+        for _ in range(2):  # the second call reads what the first remembered
+            batches, names = routes.route([change(p) for p in changed])
+            assert ([(r.name, [c.path for c in cs]) for r, cs in batches], names) == expect()
+            assert all(routes.names(c) == names[c] for c in changed)

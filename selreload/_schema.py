@@ -239,6 +239,14 @@ class Schema:
             # A credential rule masks a leaf (or a node: all under it) but sets no policy.
             by_rule = ruled or self.mask.matches(path)
             tp = unwrap_optional(a.type)
+            if is_config(tp) and tp is not a.type:
+                # A section that can be None has no leaves to diff, digest, mask or route:
+                # refused here, not an AttributeError in the first reload.
+                raise TypeError(
+                    f"{path}: a config section cannot be optional ({tp.__name__} | None); "
+                    f"give it a default instance (sr.field(factory={tp.__name__})) and, if it "
+                    "can be turned off, an `enabled` flag"
+                )
             if is_config(tp) and tp is not cls:
                 self._walk(tp, path + ".", policy, is_secret, by_rule)
                 continue

@@ -122,3 +122,37 @@ def test_not_a_config_class() -> None:
     """A schema must be an attrs class."""
     with pytest.raises(TypeError, match="not a config class"):
         Schema(dict)
+
+
+@sr.config
+class _Section:
+    level: str = sr.hot(default="info")
+
+
+def test_an_optional_section_is_refused_when_the_reloader_is_built() -> None:
+    """`sub: Section | None = None` has no leaves while it is None: refused up front, with
+    the path and what to write instead, never an AttributeError in start()."""
+
+    @sr.config
+    class App:
+        sub: _Section | None = sr.hot(default=None)
+
+    with pytest.raises(TypeError, match=r"^sub: a config section cannot be optional \(_Section \| None\)"):
+        sr.Reloader(App, [sr.Env(prefix="NOPE_", environ={})])
+
+
+def test_a_section_with_a_default_instance_loads_and_reloads() -> None:
+    """What the error suggests works: a default instance of the section."""
+
+    @sr.config
+    class App:
+        sub: _Section = sr.field(factory=_Section)
+
+    env = {"APP_SUB__LEVEL": "debug"}
+    reloader = sr.Reloader(App, [sr.Env(environ=env)])
+    reloader.start()
+    assert reloader.current.sub.level == "debug"
+    env["APP_SUB__LEVEL"] = "warning"
+    assert reloader.reload().outcome is sr.Outcome.APPLIED
+    assert reloader.current.sub.level == "warning"
+    reloader.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, SupportsIndex
 
 from ._errors import ConfigError, Issue
@@ -198,3 +198,30 @@ def origins(paths: Iterable[str], layers: Sequence[Layer]) -> dict[str, str]:
     """`{path: origin}` for every leaf path of a config; a leaf no layer holds (even when
     its parent section is in a file) came from its `default`."""
     return {p: _origin(split(p), layers, nearest=False) for p in paths}
+
+
+def retained(layers: Sequence[Layer]) -> Callable[[], list[Layer]]:
+    """The layers again, later, for `origins`: what a snapshot keeps instead of the layers.
+
+    A document layer (one whose `locate` can parse its text again, `_yaml.Located`) is kept
+    as its text, not its tree: a 10,000-leaf snapshot retained the parsed tree and the text,
+    ~5x the config. Other layers (env, overrides) are small and kept as they are.
+    """
+    kept = [
+        (layer.name, layer.digest, layer.locate, layer.revision)
+        if callable(getattr(layer.locate, "tree", None))
+        else layer
+        for layer in layers
+    ]
+
+    def again() -> list[Layer]:
+        return [k if isinstance(k, Layer) else Layer(k[0], _tree(k[2]), k[1], k[2], revision=k[3]) for k in kept]
+
+    return again
+
+
+def _tree(located: Any) -> Any:
+    try:
+        return located.tree()
+    except ConfigError:  # the same text parsed before: only a changed budget could refuse it
+        return None

@@ -119,7 +119,11 @@ class Pipeline(Generic[C]):
         config = self.structure(layers)
         flat = self.planner.flatten(config)
         previous = self.live
-        snapshot = self.snapshot(config, previous.version + 1, Origins(lambda: _layers.origins(flat, layers)))
+        # Origins keep the layers' text and the leaf paths, never the trees or the config:
+        # `live.start_origins` keeps these for good (restart-only leaves keep them).
+        again, paths = _layers.retained(layers), tuple(flat)
+        origins = Origins(lambda: _layers.origins(paths, again()))
+        snapshot = self.snapshot(config, previous.version + 1, origins)
         batches = self.routes.batches(self.planner.initial(flat))
         self.initial(batches, snapshot, flat)
         live = Live(
@@ -185,7 +189,8 @@ class Pipeline(Generic[C]):
             candidate = self.structure(layers)
         except ConfigError as exc:
             return self.end(attempt, live, Outcome.INVALID, inputs=inputs, errors=exc.issues)
-        return self.transition(attempt, live, candidate, lambda flat: _layers.origins(flat, layers), inputs)
+        again = _layers.retained(layers)
+        return self.transition(attempt, live, candidate, lambda flat: _layers.origins(flat, again()), inputs)
 
     def transition(
         self,
@@ -214,7 +219,8 @@ class Pipeline(Generic[C]):
         def located() -> Mapping[str, str]:
             # A rejected leaf keeps its live value, and restart-only values are the ones
             # start() loaded: so is their origin, not the source line holding the new one.
-            # Flattened here, when asked: origins list the leaves in path order.
+            # Flattened here, when asked: origins list the leaves in path order, and a
+            # snapshot in history must not keep its flat map alive for an `explain`.
             out = dict(locate(flatten(effective)))
             for path in kept & out.keys():
                 out[path] = start_origins.get(path, "default")

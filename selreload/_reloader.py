@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from . import _paths, _transaction
+from . import _gc, _paths, _transaction
 from ._aio import (
     AsyncAPI,
     AsyncFunctionApplier,
@@ -413,7 +413,7 @@ class Reloader(AsyncAPI, Generic[C]):
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
-            with self._tracing.reload(trigger) as span:
+            with self._tracing.reload(trigger) as span, _gc.deferred():
                 result = self._pipeline.attempt(Attempt(trigger, actor, span=span), live)
         self._coalescer.run_deferred()
         return result

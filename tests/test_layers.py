@@ -205,3 +205,28 @@ def test_reload_reparses_only_changed_layers(tmp_path: pathlib.Path) -> None:
     assert after[0] is before[0]
     assert after[1] is not before[1]
     assert after[3] is before[3]
+
+
+def test_history_snapshots_keep_text_not_trees(tmp_path: pathlib.Path) -> None:
+    """A snapshot in history keeps its layers' text, not the layer (and its parsed tree):
+    the layer a reload read is freed once the source reads the next one, and the old
+    snapshot's origins are still placed from the text it kept."""
+    import gc
+    import weakref
+
+    path = tmp_path / "config.yaml"
+    path.write_text("logging:\n  level: debug\n")
+    source = sr.YamlFile(path, watch=False)
+    reloader = sr.Reloader(App, sources=[source], registry=CollectorRegistry(), history=5)
+    with reloader:
+        path.write_text("logging:\n  level: warning\n")
+        assert reloader.reload().outcome is sr.Outcome.APPLIED
+        read = weakref.ref(source.load())  # the layer behind v2 (the same bytes: no parse)
+        path.write_text("\n\nlogging:\n    level: error\n")
+        assert reloader.reload().outcome is sr.Outcome.APPLIED
+        gc.collect()
+        assert read() is None
+        v2 = next(s for s in reloader.history if s.version == 2)
+        assert v2.origins["logging.level"] == f"{path}:2:10"
+        assert reloader.snapshot.origins["logging.level"] == f"{path}:4:12"
+        assert v2.origins["port"] == "default"

@@ -3,7 +3,8 @@
 Every file source reads the same way: open without blocking, `fstat` before reading
 (a directory, FIFO or oversized file is refused without reading it), read at most
 `max_bytes + 1`, digest the bytes, and parse only when the digest changed. The tree
-comes from a fast parse; positions (`file:line:col`) from a slower one, only on demand.
+comes from a fast parse (YAML: rapidyaml, checked to agree with ruamel, or ruamel's safe C
+loader); positions (`file:line:col`) from a slower one, only on demand.
 """
 
 from __future__ import annotations
@@ -223,8 +224,9 @@ class FileSource(abc.ABC):
 
 
 class YamlFile(FileSource):
-    """A YAML file layer: the tree from ruamel.yaml's safe C loader, positions from its
-    round-trip mode only when an error or `explain` needs them.
+    """A YAML file layer (YAML 1.2): the tree from rapidyaml where it agrees with ruamel.yaml
+    (checked per document, `selreload._ryml`), else from ruamel's safe C loader; positions
+    from ruamel only when an error or `explain` needs them.
 
     Args:
         path: the file. Relative paths are resolved when the source is created.

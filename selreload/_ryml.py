@@ -52,8 +52,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # in ASCII text
 _NOT_PRINTABLE = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Where libyaml (ruamel's C scanner) and rapidyaml part in flow context: libyaml refuses a
 # `:` inside a plain scalar there (`[12:30]`), rapidyaml takes it; a comment after a bracket
-# on its line (`{x: a #b}`) hides the closer from libyaml, not from rapidyaml.
-_FLOW_COLON = re.compile(r":[^\s]|[\[{][^\n]*#")
+# on its line (`{x: a #b}`) hides the closer from libyaml, not from rapidyaml; and they read
+# a `?` there apart (`[?1]` is `[{1: null}]` to libyaml, `["?1"]` to rapidyaml).
+_FLOW_COLON = re.compile(r":[^\s]|[\[{][^\n]*#|\?")
+# A value starting with a closer or a comma (`a: }`): libyaml refuses it, rapidyaml takes it
+# as text. Also flags a multi-line flow collection's closing line (a false alarm).
+_CLOSER = re.compile(r"(?:^[ ]*|[:-][ ]+)[\]},]", re.MULTILINE)
 
 
 def _unsure_text(text: str) -> bool:
@@ -64,6 +68,8 @@ def _unsure_text(text: str) -> bool:
     if ("---" in text or "..." in text or "%" in text) and _MARKER.search(text):
         return True
     if (_CONTROL if text.isascii() else _NOT_PRINTABLE).search(text):
+        return True
+    if ("]" in text or "}" in text or "," in text) and _CLOSER.search(text):
         return True
     return ("[" in text or "{" in text) and _FLOW_COLON.search(text) is not None
 

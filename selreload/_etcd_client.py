@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from ._etcd_access import Access, parse_endpoints, show_endpoints
 from ._etcd_lease import LeaseKeeper
-from ._etcd_loop import LoopThread, run_sync
+from ._etcd_loop import LoopThread, run_sync, uninterrupted
 
 T = TypeVar("T")
 
@@ -373,7 +373,7 @@ class Session:
         """
         client = await self._connect()
         try:
-            events = await client.watch(_key(key), start_revision=start_revision)
+            events = await uninterrupted(client.watch(_key(key), start_revision=start_revision), lambda e: e.cancel())
         except _aetcd().RevisionCompactedError:
             raise CompactedError(f"etcd {key}: revision {start_revision} is compacted") from None
         except client_errors():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -86,3 +86,35 @@ def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T
         return runner.call(coro_fn(), timeout)
     finally:
         runner.stop()
+
+
+async def uninterrupted(make: Awaitable[T], undo: Callable[[T], Awaitable[object]]) -> T:
+    """Await `make` to its end even when the caller is cancelled; if it then succeeds,
+    `undo(result)` runs on the loop.
+
+    For aetcd's watch creation: cancelled halfway, it leaves its request in flight, and
+    the `created` answer is then given to the next watch created on that stream (another
+    instance's, on a shared client), which from then on hears the wrong key.
+    """
+    task = asyncio.ensure_future(make)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+
+        async def undone(result: T) -> None:
+            try:
+                await undo(result)
+            except Exception:  # noqa: BLE001 - best effort: the stream may be gone too
+                pass
+            finally:
+                _undoing.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+        def done(finished: asyncio.Future[T]) -> None:
+            if not finished.cancelled() and finished.exception() is None:
+                _undoing.add(asyncio.ensure_future(undone(finished.result())))
+
+        task.add_done_callback(done)
+        raise
+
+
+_undoing: set[asyncio.Future[None]] = set()  # held until done: the loop keeps weak references

@@ -114,11 +114,12 @@ class _Builder:
         inner = unwrap_optional(a.type)
         nullable = inner is not a.type
         description = a.metadata.get("description") or docs.get(a.name)
-        if is_config(inner) and inner not in chain:
-            node = self.object(inner, None if path is None else path + ".", chain)
+        section = a.type
+        if section is not None and is_config(section) and section not in chain:  # never optional (Schema)
+            node = self.object(section, None if path is None else path + ".", chain)
             if description:
                 node["description"] = str(description)
-            return {"anyOf": [node, {"type": "null"}]} if nullable else node
+            return node
         out = self.type(a.type, chain)
         leaf = self.schema.leaves.get(path) if path is not None else None
         secret = leaf.secret if leaf is not None else is_secret_field(a)

@@ -187,7 +187,7 @@ class Kinds:
     tags: frozenset[str] = sr.hot(factory=frozenset)
     limits: dict[str, int] = sr.hot(factory=dict, metadata={"description": "per-tenant limits"})
     path: pathlib.Path = sr.restart_only(default=pathlib.Path("/tmp"))
-    inner: Inner | None = sr.field(default=None)
+    inner: Inner = sr.field(factory=Inner)
     items: list[Inner] = sr.hot(factory=list)
     ratio: float = sr.hot(default=0.5, validator=[attrs.validators.gt(0), attrs.validators.lt(1)])
     api_key: str = "k"  # secret by the credential-name rule
@@ -203,10 +203,10 @@ def test_types_map_to_json_schema() -> None:
     assert props["tags"]["uniqueItems"] is True
     assert props["limits"]["description"] == "per-tenant limits"
     assert (
-        props["inner"]["anyOf"][0]["properties"]["name"].items()
+        props["inner"]["properties"]["name"].items()
         >= {"minLength": 1, "description": "The name shown to people."}.items()
     )
-    assert props["inner"]["anyOf"][0]["description"] == "A nested section."
+    assert props["inner"]["description"] == "A nested section."
     assert props["ratio"].items() >= {"exclusiveMinimum": 0, "exclusiveMaximum": 1}.items()
     assert v.schema["required"] == ["required_key"]
     assert props["api_key"]["x-selreload-secret"] is True and "default" not in props["api_key"]

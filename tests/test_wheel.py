@@ -100,6 +100,8 @@ def test_wheel_contents_and_metadata(wheel: pathlib.Path) -> None:
     assert extra("otel") == {"opentelemetry-sdk"}
     assert extra("etcd") == {"aetcd"}
     assert extra("demo") == {"starlette", "opentelemetry-sdk", "uvicorn"}
+    assert extra("fast") == {"rapidyaml"}
+    assert not any(r.startswith("rapidyaml") for r in core)  # an extra: no source build on musl
     assert extra("all") == {
         "starlette",
         "opentelemetry-sdk",
@@ -109,6 +111,7 @@ def test_wheel_contents_and_metadata(wheel: pathlib.Path) -> None:
         "structlog",
         "loguru",
         "pydantic",
+        "rapidyaml",
     }
 
 
@@ -162,7 +165,7 @@ def test_all_extras_serve_the_demo(full: pathlib.Path, tmp_path: pathlib.Path) -
     out = run(full / "python", readme_example(tmp_path), cwd=tmp_path).stdout.split()
     assert out == ["info", "debug", "8080", "['port']"]
     code = "import selreload as sr, selreload.asgi; from selreload.appliers import Sampler"
-    code += "; sr.Etcd('http://127.0.0.1:1', '/k')"
+    code += "; sr.Etcd('http://127.0.0.1:1', '/k'); import ryml"
     run(full / "python", "-c", code)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

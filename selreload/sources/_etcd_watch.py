@@ -200,14 +200,25 @@ class EtcdWatch:
         task = self._supervisor
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         session, lease = self._session, self._lease
+        # The lease first, so the status row goes at once: the session's watches are
+        # cancelled in etcd meanwhile, and on a shared, busy watch stream that can be slow.
         # Without an open client etcd is likely gone: do not wait on a new one to revoke.
         if session.connected and lease is not None:
             try:
                 await asyncio.wait_for(session.revoke(lease), self._timeout)
             except client_errors():
                 log.debug("etcd %s: could not revoke lease %x", self.key, lease, exc_info=True)
+        if task is not None:
+            # Its watches cancelled in etcd before the next user's: a shared stream takes
+            # them one by one. Bounded: a cancel still under way then ends on the loop.
+            await asyncio.wait({task}, timeout=self._timeout)
+        late = self._lease
+        if late is not None and late != lease and session.connected:
+            # Granted while the session was still starting (a cancel does not interrupt
+            # every aetcd call): its status row must go too.
+            with contextlib.suppress(*client_errors(), asyncio.TimeoutError):
+                await asyncio.wait_for(session.revoke(late), self._timeout)
         await session.close()
 
     async def _supervise(self) -> None:
@@ -255,6 +266,8 @@ class EtcdWatch:
                 catch_up = True
             lease = await session.grant(self._lease_ttl)
             self._lease = lease
+            if self._closing:
+                return  # stopped while starting: stop() revokes the lease
             connected.append(True)
             backoff.reset()
             if catch_up:
@@ -314,6 +327,6 @@ class EtcdWatch:
             await ready.wait()
             ready.clear()
             status = self._status
-            if status is not None:
+            if status is not None and not self._closing:
                 body = json.dumps(status, sort_keys=True).encode("utf-8")
                 await self._session.put(self._status_key, body, lease=lease)

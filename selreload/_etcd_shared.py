@@ -20,10 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ._etcd_access import Access
-from ._etcd_client import Channel, LoopThread
+from ._etcd_client import Channel, LoopThread, Session, T, client_errors, one_line
 from ._etcd_dispatch import Dispatcher
+from ._etcd_loop import run_sync
 
 log = logging.getLogger("selreload.etcd")
 
@@ -110,3 +113,24 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def one_shot(
+    where: Access, key: str, fn: Callable[[Session], Coroutine[Any, Any, T]], *, timeout: float, budget: float
+) -> T:
+    """`fn(session)` on a session and a loop thread of its own, both closed after it: the
+    CLI's short calls (a rollout's steps, fleet overrides). An unreachable etcd is one
+    `ConnectionError` line.
+    """
+    session = Session(where, timeout=timeout, name=key)
+
+    async def go() -> T:
+        try:
+            return await fn(session)
+        finally:
+            await session.close()
+
+    try:
+        return run_sync(go, budget)
+    except client_errors() as exc:
+        raise ConnectionError(f"cannot reach etcd at {where}: {one_line(exc)}") from None

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._etcd_client import LoopThread, Session, T, client_errors, one_line
+from ._etcd_client import Session, T
+from ._etcd_shared import one_shot
 from ._statedir import active_entries, iso, now_iso
 from ._typing import Layer
 from ._workers import _tree, check_override_path, override_origin
@@ -137,21 +138,7 @@ class FleetControl:
         self.where, self.key, self.timeout, self.status_prefix = where, key, timeout, status_prefix
 
     def _run(self, fn: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
-        runner = LoopThread("selreload-fleet-control")
-        session = Session(self.where, timeout=self.timeout, name=self.key)
-
-        async def go() -> T:
-            try:
-                return await fn(session)
-            finally:
-                await session.close()
-
-        try:
-            return runner.call(go(), self.timeout * 4 + 1.0)
-        except client_errors() as exc:
-            raise ConnectionError(f"cannot reach etcd at {self.where}: {one_line(exc)}") from None
-        finally:
-            runner.stop()
+        return one_shot(self.where, self.key, fn, timeout=self.timeout, budget=self.timeout * 4 + 1.0)
 
     def read(self, which: str) -> tuple[dict[str, Any], int]:
         """The record at `which` (`overrides_key(key)` or `control_key(key)`) and its mod_revision."""

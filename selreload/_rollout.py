@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._etcd_client import LoopThread, Session, T, client_errors, one_line
+from ._etcd_client import Session, T
+from ._etcd_shared import one_shot
 from ._fleet import FleetRow, FleetStatus, fleet_status
 from ._rollout_record import RolloutRecord, candidate_key, digest, lock_key, rollout_key, stage_size
 
@@ -91,21 +92,7 @@ class Rollout:
     # --- etcd, synchronously --------------------------------------------------------------
 
     def _run(self, fn: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
-        runner = LoopThread("selreload-rollout")
-        session = Session(self.where, timeout=self.timeout, name=self.key)
-
-        async def go() -> T:
-            try:
-                return await fn(session)
-            finally:
-                await session.close()
-
-        try:
-            return runner.call(go(), self.timeout * 2 + 1.0)
-        except client_errors() as exc:  # one line for the CLI, as fleet_status's
-            raise ConnectionError(f"cannot reach etcd at {self.where}: {one_line(exc)}") from None
-        finally:
-            runner.stop()
+        return one_shot(self.where, self.key, fn, timeout=self.timeout, budget=self.timeout * 2 + 1.0)
 
     def _record(self) -> tuple[RolloutRecord | None, bytes | None]:
         keys = (rollout_key(self.key), candidate_key(self.key))

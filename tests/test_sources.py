@@ -232,3 +232,20 @@ def test_parser_text_never_reaches_messages(tmp_path: pathlib.Path) -> None:
             sr.YamlFile(path, watch=False).load()
         shown = str(info.value)
         assert message in shown and "hunter2" not in shown and "maybe" not in shown and "python" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7, 4 * (1 << 20)]
+)
+def test_read_file_reads_every_size_whole_up_to_the_limit(tmp_path: pathlib.Path, size: int) -> None:
+    """Short reads end the loop (no read just to see EOF): every size still reads whole,
+    across the 4 KiB and 1 MiB chunk edges, and one byte over the limit is refused."""
+    from selreload.sources._file import read_file
+
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert read_file(path, where="blob", max_bytes=4 * (1 << 20)) == data
+    if size:
+        with pytest.raises(sr.ConfigError, match="file too large"):
+            read_file(path, where="blob", max_bytes=size - 1)

@@ -15,7 +15,7 @@ import logging
 import os
 import pathlib
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._errors import ConfigError, Issue
@@ -30,11 +30,20 @@ log = logging.getLogger("selreload.source")
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def read_file(path: str | os.PathLike[str], *, where: str, max_bytes: int, required: bool = True) -> bytes | None:
+def read_file(
+    path: str | os.PathLike[str],
+    *,
+    where: str,
+    max_bytes: int,
+    required: bool = True,
+    check: Callable[[int], None] | None = None,
+) -> bytes | None:
     """The bytes of a regular file, read safely; `None` when an optional file is missing.
 
     Opens without blocking, `fstat`s before reading (a directory, FIFO or oversized file is
-    refused unread), and reads at most `max_bytes + 1`.
+    refused unread; `check(st_mode)` may refuse it too), and reads at most `max_bytes + 1`.
+    Four system calls for a small file (open, fstat, read, close): each one releases the
+    GIL, and beside busy threads getting it back costs up to a switch interval.
 
     Raises:
         ConfigError: missing (when required), unreadable, not a regular file, or too large;
@@ -65,14 +74,17 @@ def read_file(path: str | os.PathLike[str], *, where: str, max_bytes: int, requi
             raise error("is not a regular file (a FIFO, socket or device), expected a config file")
         if st.st_size > max_bytes:
             raise error(_too_big(st.st_size, max_bytes))
+        if check is not None:
+            check(st.st_mode)
         chunks: list[bytes] = []
         left = max_bytes + 1  # one byte more tells a file that grew since fstat
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
+            want = min(left, max(st.st_size + 1, 4096), 1 << 20)
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < want:
+                break  # a short read of a regular file is its end: no read just to see b""
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise error(_too_big(len(data), max_bytes, at_least=True))
@@ -149,25 +161,34 @@ class FileSource(abc.ABC):
         return ConfigError([Issue("", message, where or self._display)])
 
     def _read(self) -> bytes | None:
-        return read_file(self.path, where=self._display, max_bytes=self.max_bytes, required=self.required)
+        if os.name == "nt":  # no POSIX modes to read
+            return read_file(self.path, where=self._display, max_bytes=self.max_bytes, required=self.required)
+        # The sticky bit makes a shared directory safe (/tmp): only a file's owner may
+        # rename or delete it there.
+        found = []
+        try:
+            mode = os.stat(self.path.parent).st_mode
+            if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+                found.append(
+                    f"directory {os.fspath(self.path.parent)} is world-writable (mode {stat.S_IMODE(mode):04o})"
+                )
+        except OSError:
+            pass  # missing or unreadable: reading the file says so
 
-    def _check_modes(self) -> None:
+        def check(mode: int) -> None:  # the file's mode, from the fstat of the open file
+            if mode & stat.S_IWOTH:
+                found.insert(0, f"file {os.fspath(self.path)} is world-writable (mode {stat.S_IMODE(mode):04o})")
+            self._modes_found("; ".join(found) or None)
+
+        data = read_file(self.path, where=self._display, max_bytes=self.max_bytes, required=self.required, check=check)
+        if data is None:
+            self._modes_found("; ".join(found) or None)
+        return data
+
+    def _modes_found(self, finding: str | None) -> None:
         """Warn (once per finding) or, with `strict_modes`, refuse when another local user
         could change the config: a world-writable file, or a world-writable directory
         without the sticky bit (they could rename their own file over it)."""
-        if os.name == "nt":
-            return  # no POSIX modes to read
-        found = []
-        # The sticky bit makes a shared directory safe (/tmp): only a file's owner may
-        # rename or delete it there.
-        for what, path, exempt in (("file", self.path, 0), ("directory", self.path.parent, stat.S_ISVTX)):
-            try:
-                mode = os.stat(path).st_mode
-            except OSError:
-                continue  # missing or unreadable: _read says so
-            if mode & stat.S_IWOTH and not mode & exempt:
-                found.append(f"{what} {os.fspath(path)} is world-writable (mode {stat.S_IMODE(mode):04o})")
-        finding = "; ".join(found) or None
         if finding is not None and self.strict_modes:
             raise self._error(f"{finding}: any local user can change this config (strict_modes)")
         if finding is not None and finding != self._unsafe_modes:
@@ -175,7 +196,6 @@ class FileSource(abc.ABC):
         self._unsafe_modes = finding
 
     def load(self) -> Layer:
-        self._check_modes()
         data = self._read()
         if data is None:
             self._last = None

@@ -38,7 +38,7 @@ from ._etcd_client import Session, T
 from ._etcd_shared import one_shot
 from ._statedir import active_entries, iso, now_iso
 from ._typing import Layer
-from ._workers import _tree, check_override_path, override_origin
+from ._workers import check_override_path, override_origin, override_tree
 
 if TYPE_CHECKING:
     from ._etcd_access import Access
@@ -208,7 +208,7 @@ class FleetControl:
         origins = {str(e["path"]): override_origin(e) for e in entries}
         layers = [
             parse_document(f"etcd:{self.key}@{doc[1]}", doc[0], "etcd"),
-            Layer("overrides", _tree(entries, schema.mapping_paths), "check", locate=lambda: origins),
+            Layer("overrides", override_tree(entries, schema.mapping_paths), "check", locate=lambda: origins),
         ]
         try:
             _boundary.structure(Structurer(schema), layers)

@@ -71,7 +71,9 @@ def check_override_path(schema: Schema, path: str) -> str | None:
     return None
 
 
-def _tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) -> dict[str, Any]:
+def override_tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) -> dict[str, Any]:
+    """The nested tree of override `entries` (`{"path": "a.b", "value": v}`); a key of a
+    mapping field (one of `roots`) stays one key, dots and all."""
     tree: dict[Any, Any] = {}
     for entry in entries:
         parts = split(str(entry["path"]), roots)
@@ -124,7 +126,7 @@ class Overrides:
         origins = {str(e["path"]): override_origin(e) for e in active}
         return Layer(
             self.name,
-            _tree(active, self.mapping_roots),
+            override_tree(active, self.mapping_roots),
             hashlib.sha256(canon).hexdigest(),
             locate=lambda: origins,
         )
@@ -358,8 +360,9 @@ class Workers:
                 return Outcome.UNCHANGED.value, []
             entries = [{"path": p, "value": v} for p, v in values.items()]
             origin = f"rollback:{actor}@{ts}"
-            layer = Layer("rollback", _tree(entries, self.overrides.mapping_roots), f"rollback#{command.get('seq')}",
-                          locate=lambda: dict.fromkeys(values, origin))  # fmt: skip
+            tree = override_tree(entries, self.overrides.mapping_roots)
+            name = f"rollback#{command.get('seq')}"
+            layer = Layer("rollback", tree, name, locate=lambda: dict.fromkeys(values, origin))
             try:
                 layers = [*pipeline.load(), layer]
                 candidate = pipeline.structure(layers)
@@ -475,7 +478,7 @@ class Workers:
         entries = [e for e in self.overrides.active if e.get("path") not in {*values, *unset}]
         entries += [{"path": p, "value": v, "actor": "check", "ts": iso(now)} for p, v in values.items()]
         origins = {str(e["path"]): override_origin(e) for e in entries}
-        tree = _tree(entries, self.overrides.mapping_roots) or None
+        tree = override_tree(entries, self.overrides.mapping_roots) or None
         candidate = Layer("overrides", tree, "candidate", locate=lambda: origins)
         pipeline = reloader._pipeline
         live = pipeline.live

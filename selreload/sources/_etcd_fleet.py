@@ -22,7 +22,7 @@ from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, parse_re
 from .._layers import merge
 from .._statedir import active_entries, next_expiry
 from .._typing import Layer, NotifyFn
-from .._workers import _tree, override_origin
+from .._workers import override_origin, override_tree
 
 if TYPE_CHECKING:
     import weakref
@@ -135,7 +135,7 @@ class InstanceOverrides:
         if self._cache is not None and self._cache[0] == cache_key:
             return self._cache[1]
         roots = self.schema.mapping_paths if self.schema is not None else ()
-        tree = merge([doc.tree, _tree(entries, roots)])
+        tree = merge([doc.tree, override_tree(entries, roots)])
         origins = {str(e["path"]): override_origin(e) for e in entries}
 
         def locate() -> Mapping[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import pathlib
 import sys
@@ -164,3 +165,41 @@ def add_policies(p: argparse.ArgumentParser) -> None:
 
 def add_env(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-prefix", metavar="PREFIX", help="also read environment variables, e.g. APP_")
+
+
+def actor(args: argparse.Namespace) -> str:
+    """Who runs a command, for the audit: `--actor`, else `$SELRELOAD_ACTOR`, else the login."""
+    import getpass
+
+    return getattr(args, "actor", None) or os.environ.get("SELRELOAD_ACTOR") or getpass.getuser()
+
+
+def refused(problems: Sequence[str], err: typing.TextIO) -> bool:
+    """Print why an override was refused before anything was written; whether it was."""
+    for why in problems:
+        print(why, file=err)
+    if problems:
+        print(f"{PROG}: refused: nothing written", file=err)
+    return bool(problems)
+
+
+def report_answer(
+    args: argparse.Namespace,
+    answer: Any,
+    reasons: Sequence[tuple[str, str]],
+    out: typing.TextIO,
+    err: typing.TextIO,
+    *,
+    taken_back: bool,
+) -> int:
+    """Print what the workers or the fleet answered to a `set`, `unset` or `rollback`
+    (`reasons`: each refusing instance and why); exit 0 all applied it, 1 one refused,
+    3 not every one answered in time."""
+    if args.json:
+        print(json.dumps(answer.to_json(), indent=2, default=str), file=out)
+    for instance, why in reasons:
+        print(f"{instance}: refused: {why}", file=err)
+    if not args.json:
+        stream = err if answer.refused or answer.pending else out
+        print(answer.summary() + (": taken back out" if answer.refused and taken_back else ""), file=stream)
+    return EXIT_FAIL if answer.refused else 3 if answer.pending else EXIT_OK

@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, etcd_spec, existing, load_schema
+from ._cli_common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    CliError,
+    actor,
+    etcd_spec,
+    existing,
+    load_schema,
+    refused,
+    report_answer,
+)
 from ._errors import PolicyError
 
 if TYPE_CHECKING:
@@ -93,10 +101,6 @@ def cmd_push(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return int(result.exit_code)
 
 
-def _actor(args: argparse.Namespace) -> str:
-    return getattr(args, "actor", None) or os.environ.get("SELRELOAD_ACTOR") or getpass.getuser()
-
-
 def _rollout_push(args: argparse.Namespace, where: Access, schema: type, out: TextIO, err: TextIO) -> int:
     from ._fleet import plan_push
     from ._rollout import Rollout
@@ -116,7 +120,7 @@ def _rollout_push(args: argparse.Namespace, where: Access, schema: type, out: Te
             return 1
         print(planned.plan, file=out)
         rollout = Rollout(where, args.key, timeout=args.timeout, status_prefix=args.status_prefix, say=_say(out))
-        result = rollout.start(planned, stages=stages, bake=bake, stage_timeout=stage_timeout, actor=_actor(args))
+        result = rollout.start(planned, stages=stages, bake=bake, stage_timeout=stage_timeout, actor=actor(args))
     except (ConnectionError, TimeoutError, OSError) as exc:
         raise CliError(f"push: {_unreachable(where, exc)}") from None
     except PolicyError as exc:
@@ -142,7 +146,7 @@ def cmd_rollout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             status = rollout.status()
             print(json.dumps(status.to_json(), indent=2, default=str) if args.json else status.render(), file=out)
             return EXIT_OK
-        result = rollout.abort() if args.rollout_command == "abort" else rollout.resume(actor=_actor(args))
+        result = rollout.abort() if args.rollout_command == "abort" else rollout.resume(actor=actor(args))
     except (ConnectionError, TimeoutError, OSError) as exc:
         raise CliError(f"rollout {args.rollout_command}: {_unreachable(where, exc)}") from None
     print(result.message, file=out if result.exit_code == 0 else err)
@@ -206,27 +210,17 @@ def fleet_overrides(
         if args.schema:
             from ._cli_common import compile_schema
 
-            problems = control.check(compile_schema(load_schema(args.schema), args.policies), values, unset)
-            if problems:
-                for why in problems:
-                    print(why, file=err)
-                print(f"{PROG}: refused: nothing written", file=err)
+            if refused(control.check(compile_schema(load_schema(args.schema), args.policies), values, unset), err):
                 return EXIT_FAIL
-        answer = control.set_overrides(values, unset=unset, actor=_actor(args), ttl=ttl, timeout=args.timeout)
+        answer = control.set_overrides(values, unset=unset, actor=actor(args), ttl=ttl, timeout=args.timeout)
     except (ConnectionError, TimeoutError, OSError) as exc:
         raise CliError(f"{args.command}: {_unreachable(where, exc)}") from None
     return _answered(args, answer, out, err, taken_back=bool(values))
 
 
 def _answered(args: argparse.Namespace, answer: Any, out: TextIO, err: TextIO, *, taken_back: bool) -> int:
-    if args.json:
-        print(json.dumps(answer.to_json(), indent=2, default=str), file=out)
-    for row, why in answer.refused:
-        print(f"{row.instance}: refused: {why}", file=err)
-    if not args.json:
-        stream = err if answer.refused or answer.pending else out
-        print(answer.summary() + (": taken back out" if answer.refused and taken_back else ""), file=stream)
-    return EXIT_FAIL if answer.refused else 3 if answer.pending else EXIT_OK
+    reasons = [(row.instance, why) for row, why in answer.refused]
+    return report_answer(args, answer, reasons, out, err, taken_back=taken_back)
 
 
 def fleet_overrides_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -276,7 +270,7 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             digest = resolve_target(rows, args.target, instance=args.instance)
         except ValueError as exc:
             raise CliError(f"rollback: {exc}") from None
-        answer = control.rollback(digest, actor=_actor(args), timeout=args.timeout)
+        answer = control.rollback(digest, actor=actor(args), timeout=args.timeout)
     except (ConnectionError, TimeoutError, OSError) as exc:
         raise CliError(f"rollback: {_unreachable(where, exc)}") from None
     if not args.json:

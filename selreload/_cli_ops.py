@@ -10,7 +10,7 @@ import pathlib
 from collections.abc import Iterable
 from typing import TextIO
 
-from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, existing, load_schema
+from ._cli_common import EXIT_FAIL, EXIT_OK, PROG, CliError, actor, existing, load_schema, refused, report_answer
 from ._package import missing
 from ._present import audit_text
 
@@ -141,8 +141,6 @@ def _overrides(
     unset: tuple[str, ...],
     ttl: float | None,
 ) -> int:
-    import getpass
-
     from ._statedir import StateDir
     from ._workers import check_override_path, set_overrides
 
@@ -154,25 +152,18 @@ def _overrides(
         from ._cli_common import compile_schema
 
         schema = compile_schema(load_schema(args.schema), args.policies)
-        problems = [f"{path}: {why}" for path in values if (why := check_override_path(schema, path))]
-        if problems:
-            for why in problems:
-                print(why, file=err)
-            print(f"{PROG}: refused: nothing written", file=err)
+        if refused([f"{path}: {why}" for path in values if (why := check_override_path(schema, path))], err):
             return EXIT_FAIL
     state = StateDir(args.state_dir)
     if not state.path.is_dir():
         raise CliError(f"{args.state_dir}: no such control directory")
-    actor = args.actor or os.environ.get("SELRELOAD_ACTOR") or getpass.getuser()
-    answer = set_overrides(state, values, unset=unset, actor=actor, ttl=ttl, timeout=args.timeout)
-    if args.json:
-        print(json.dumps(answer.to_json(), indent=2, default=str), file=out)
-    for row in answer.refused:
-        errors = "; ".join(str(e) for e in row.get("errors") or ()) or "restart-only: " + ", ".join(
-            sorted(set(values) & set(row.get("rejected") or ()))
+    answer = set_overrides(state, values, unset=unset, actor=actor(args), ttl=ttl, timeout=args.timeout)
+    reasons = [
+        (
+            row.instance,
+            "; ".join(str(e) for e in row.get("errors") or ())
+            or "restart-only: " + ", ".join(sorted(set(values) & set(row.get("rejected") or ()))),
         )
-        print(f"{row.instance}: refused: {errors}", file=err)
-    stream = err if answer.refused or answer.pending else out
-    if not args.json:
-        print(answer.summary() + (": taken back out" if answer.refused and values else ""), file=stream)
-    return EXIT_FAIL if answer.refused else 3 if answer.pending else EXIT_OK
+        for row in answer.refused
+    ]
+    return report_answer(args, answer, reasons, out, err, taken_back=bool(values))

@@ -36,7 +36,7 @@ import attrs
 
 from ._etcd_client import Session, T
 from ._etcd_shared import one_shot
-from ._statedir import active_entries, iso, now_iso
+from ._statedir import active_entries, answer_summary, iso, now_iso
 from ._typing import Layer
 from ._workers import check_override_path, override_origin, override_tree
 
@@ -109,12 +109,7 @@ class FleetAnswer:
         return len(self.acked) + len(self.refused) + len(self.pending)
 
     def summary(self) -> str:
-        line = f"{self.action} #{self.seq}: {len(self.acked)} of {self.total} instances applied it"
-        if self.refused:
-            line += f", {len(self.refused)} refused"
-        if self.pending:
-            line += f", {len(self.pending)} did not answer within {self.waited_s:.1f}s"
-        return line
+        return answer_summary(self, "instances")
 
     def to_json(self) -> dict[str, Any]:
         return {

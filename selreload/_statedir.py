@@ -268,12 +268,18 @@ class Broadcast:
         yield "pending", self.pending
 
     def summary(self) -> str:
-        line = f"{self.action} #{self.seq}: {len(self.acked)} of {self.total} workers applied it"
-        if self.refused:
-            line += f", {len(self.refused)} refused"
-        if self.pending:
-            line += f", {len(self.pending)} did not answer within {self.waited_s:.1f}s"
-        return line
+        return answer_summary(self, "workers")
+
+
+def answer_summary(answer: Any, who: str) -> str:
+    """`set #4: 2 of 3 workers applied it, 1 refused`: one line for the answer of workers
+    or fleet instances (`acked`, `refused`, `pending`, `total`, `waited_s`) to an action."""
+    line = f"{answer.action} #{answer.seq}: {len(answer.acked)} of {answer.total} {who} applied it"
+    if answer.refused:
+        line += f", {len(answer.refused)} refused"
+    if answer.pending:
+        line += f", {len(answer.pending)} did not answer within {answer.waited_s:.1f}s"
+    return line
 
 
 # An answer to a sequence number: (applied?, or None while it has not answered).

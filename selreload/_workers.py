@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._change import Policy
 from ._errors import ConfigError, Issue
+from ._expiry import ExpiryTimer
 from ._identity import Identity, hostname
 from ._layers import origins
 from ._live import Attempt
@@ -144,11 +145,9 @@ class _OverridesWatcher:
     def __init__(self, source: Overrides, notify: NotifyFn) -> None:
         self._source = source
         self._notify = notify
-        self._cond = threading.Condition()
-        self._expiry: float | None = None
         self._stopping = False
         self._watches: list[Any] = []
-        self._timer = threading.Thread(target=self._run, name="selreload-override-expiry", daemon=True)
+        self._timer = ExpiryTimer(lambda: self._notify(TRIGGER_EXPIRY), name="selreload-override-expiry")
 
     def start(self) -> None:
         from ._watch import watch_path
@@ -159,54 +158,27 @@ class _OverridesWatcher:
         if self._source._on_control is not None:
             on_control = self._source._on_control
             self._watches.append(watch_path(state.control_path, lambda _t: on_control(), quiet=0.0))
-        self._timer.start()
 
     @property
     def forked(self) -> bool:
         return any(getattr(w, "forked", False) for w in self._watches)
 
     def alive(self) -> bool:
-        return self._stopping or (self._timer.is_alive() and all(w.alive() for w in self._watches))
+        return self._stopping or (self._timer.alive() and all(w.alive() for w in self._watches))
 
     def expire_at(self, when: float | None) -> None:
-        with self._cond:
-            self._expiry = when
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    left = None if self._expiry is None else self._expiry - time.time()
-                    if left is not None and left <= 0:
-                        break
-                    self._cond.wait(left)
-                if self._stopping:
-                    return
-                self._expiry = None  # the reload's load() sets the next one
-            if self._stopping:  # stopped between the wake-up and here: the Reloader is gone
-                return
-            try:
-                self._notify(TRIGGER_EXPIRY)
-            except Exception:  # the timer must outlive any failed reload
-                log.exception("an expiry reload failed")
+        self._timer.arm(when)
 
     def stop(self) -> None:
         # Cancel the expiry first: a stopped worker must not reload (and report, and log)
         # when an override it no longer serves expires.
         self._source._watchers.discard(self)
+        self._stopping = True
+        self._timer.stop()  # in a forked child its thread is gone: nothing to join
         if self.forked:
-            self._stopping = True
-            self._expiry = None
             return
-        with self._cond:
-            self._stopping = True
-            self._expiry = None
-            self._cond.notify_all()
         for w in self._watches:
             w.stop()
-        if self._timer.ident is not None and self._timer is not threading.current_thread():
-            self._timer.join()
 
 
 class _Reporter:

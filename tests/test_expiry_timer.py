@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from selreload.sources._etcd_fleet import ExpiryTimer
+from selreload._expiry import ExpiryTimer
 
 NAME = "selreload-test-expiry"
 

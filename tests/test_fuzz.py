@@ -227,6 +227,11 @@ def defects(h: Harness, text: str) -> list[str]:
                 found.append(f"the secret is shown: {e}")
             else:
                 h.plain.add(str(e))
+    # The same for a change's value: a plain (not secret) field that a mutation filled with
+    # text holding the marker (`host: db.  password  "<marker>"`) is shown as typed.
+    for change in (*result.applied, *result.rejected):
+        if not change.secret:
+            h.plain.update(v for v in (change.old, change.new) if isinstance(v, str) and MARKER in v)
     status = json.dumps(h.reloader.status(), default=str)
     for where, shown in [("str(result)", str(result)), ("status()", status)]:
         for allowed in h.plain:

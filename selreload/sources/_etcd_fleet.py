@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._expiry import ExpiryTimer
 from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, parse_record, refusal
 from .._layers import merge
 from .._statedir import active_entries, next_expiry
@@ -31,58 +31,6 @@ if TYPE_CHECKING:
     from .._schema import Schema
 
 log = logging.getLogger("selreload.etcd")
-
-
-class ExpiryTimer:
-    """Calls `fire()` at the time `arm()` was last given (epoch seconds), on its own thread.
-
-    The thread runs only while an expiry is armed: a process hosting hundreds of
-    instances with no override in force holds no thread for them.
-    """
-
-    def __init__(self, fire: Callable[[], None], *, name: str) -> None:
-        self._fire = fire
-        self._name = name
-        self._cond = threading.Condition()
-        self._when: float | None = None
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def arm(self, when: float | None) -> None:
-        with self._cond:
-            if self._stopping:
-                return
-            self._when = when
-            self._cond.notify_all()
-            if when is not None and self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopping or self._when is None:
-                        self._thread = None  # nothing armed: the next arm() starts a thread
-                        return
-                    left = self._when - time.time()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                self._when = None  # the reload's load() arms the next one
-            try:
-                self._fire()
-            except Exception:  # the timer must outlive any failed reload
-                log.exception("an override expiry reload failed")
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._when = None
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
 
 
 class InstanceOverrides:

@@ -12,7 +12,15 @@ in the same process layout (N = 5: five processes of one instance; 50: five of t
   here (rapidyaml with the `fast` extra, else ruamel's safe loader built once), and puts
   an ACK (JSON with its revision and digest) under its own lease, kept alive as often.
 
-"Applied" is observed the same way for both: a collector in this process watches each
+A third fleet, the guarded floor (`--floor-host ... --guarded`), is the same minimal
+watcher given the thread structure selreload's guarantees need and nothing else: the loop
+hands each event to a worker thread (a slow applier must not stall the watches of the
+process's other instances), which parses it, calls a no-op applier through a deadline
+thread (a hung applier must not hold the reload lock: a thread cannot be killed), and
+hands the ACK back to the loop. It shows what those handoffs cost by themselves on this
+machine; the goals stay measured against the plain floor.
+
+"Applied" is observed the same way for all three: a collector in this process watches each
 fleet's status prefix and parses every status; a put is applied when every instance of
 the fleet has ACKed a revision at or after it. Puts alternate between the two fleets
 (interleaved), in several rounds; each round prints p50/p99, then the minimum and the
@@ -52,6 +60,7 @@ GOAL_P99_50_MS = 100.0
 IDLE_S = 3.0
 LAYOUTS = {5: (5, 1), 50: (5, 10), 500: (4, 125)}
 ACKS = ("applied", "unchanged", "rejected")
+FLEETS = ("selreload", "floor", "guarded")
 
 
 def _load(name: str) -> ModuleType:
@@ -76,9 +85,11 @@ def percentile(values: list[float], q: float) -> float:
 # --- the floor: minimal aetcd watchers, K per process on one client --------------------------
 
 
-def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> int:
+def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, guarded: bool = False) -> int:
     """K minimal watchers (watch, parse, ACK under a lease) on one client; the same stdin
-    protocol as `worker.py --count` (`ready {json}`, then `cpu`, `quit`)."""
+    protocol as `worker.py --count` (`ready {json}`, then `cpu`, `quit`). `guarded`: each
+    event is handled off the loop, its applier called through a deadline thread."""
+    import queue
     import threading
 
     from ruamel.yaml import YAML
@@ -97,6 +108,28 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> in
         yaml.doc_infos.clear()
         return yaml.load(value.decode("utf-8"))
 
+    # The guarded floor's threads: one worker off the loop, one deadline thread per instance.
+    work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    appliers: dict[str, queue.SimpleQueue[Any]] = {}
+
+    def serve(calls: queue.SimpleQueue[Any]) -> None:
+        while True:
+            calls.get()()
+
+    def deadline(name: str, tree: object) -> None:
+        calls = appliers.get(name)
+        if calls is None:
+            calls = appliers[name] = queue.SimpleQueue()
+            threading.Thread(target=serve, args=(calls,), daemon=True).start()
+        done = threading.Lock()
+        done.acquire()
+        calls.put(done.release)  # the no-op applier: it only says it returned
+        if not done.acquire(timeout=5.0):
+            raise TimeoutError("applier hung")
+
+    if guarded:
+        threading.Thread(target=serve, args=(work,), daemon=True).start()
+
     status_prefix = f"{key}.status/"
     rss_base = _rss()
     loop = asyncio.new_event_loop()
@@ -113,9 +146,11 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> in
                 await asyncio.sleep(ttl / 3.0)
                 await client.refresh_lease(lease.id)
 
-        async def ack(value: bytes, revision: int) -> None:
+        def status_of(value: bytes, revision: int) -> bytes:
             tree = load(value)
             ok = isinstance(tree, dict)
+            if ok and guarded:
+                deadline(name, tree)
             status = {
                 "instance": name,
                 "revision": revision,
@@ -123,8 +158,21 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> in
                 "digest": hashlib.sha256(value).hexdigest(),
                 "outcome": "applied" if ok else "invalid",
             }
-            body = json.dumps(status, sort_keys=True).encode()
+            return json.dumps(status, sort_keys=True).encode()
+
+        async def put_status(body: bytes) -> None:
             await client.put(f"{status_prefix}{name}".encode(), body, lease=lease)
+
+        async def ack(value: bytes, revision: int) -> None:
+            if not guarded:
+                await put_status(status_of(value, revision))
+                return
+
+            def handle() -> None:  # on the worker thread; the put goes back to the loop
+                body = status_of(value, revision)
+                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(put_status(body)))
+
+            work.put(handle)
 
         alive = asyncio.ensure_future(keepalive())
         await ack(got.value, got.mod_revision)
@@ -169,9 +217,12 @@ def _rss() -> int:
 class FloorHost:
     """One `--floor-host` process, with the helpers' `Instance` interface for what we use."""
 
-    def __init__(self, endpoint: str, key: str, name: str, count: int, log_dir: pathlib.Path) -> None:
+    def __init__(
+        self, endpoint: str, key: str, name: str, count: int, log_dir: pathlib.Path, *, guarded: bool = False
+    ) -> None:
         self.names = [f"{name}{n}" for n in range(count)]
         argv = [sys.executable, __file__, "--floor-host", endpoint, key, name, str(LEASE_TTL), str(count)]
+        argv += ["--guarded"] if guarded else []
         self._err = open(log_dir / f"{name}.stderr", "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True)
         self.ready_info: dict[str, Any] = {}
@@ -280,20 +331,20 @@ def run_size(
 ) -> dict[str, Any]:
     instances = _load("instances")
     procs, per = layout
-    keys = {"selreload": f"/bench/sr{n}/config", "floor": f"/bench/floor{n}/config"}
+    keys = {f: f"/bench/{f}{n}/config" for f in FLEETS}
     for key in keys.values():
         asyncio.run(_put(port, key, document(0)))
-    hosts: dict[str, list[Any]] = {"selreload": [], "floor": []}
+    hosts: dict[str, list[Any]] = {f: [] for f in FLEETS}
     wall: dict[str, float] = {}
     try:
-        for fleet in ("floor", "selreload"):
+        for fleet in ("floor", "guarded", "selreload"):
             t0 = time.perf_counter()
             for p in range(procs):
                 name = f"{fleet[0]}{n}p{p}i"
                 if fleet == "selreload":
                     host = instances.Instance(endpoint, keys[fleet], name, LEASE_TTL, log_dir, count=per)
                 else:
-                    host = FloorHost(endpoint, keys[fleet], name, per, log_dir)
+                    host = FloorHost(endpoint, keys[fleet], name, per, log_dir, guarded=fleet == "guarded")
                 hosts[fleet].append(host)
             for host in hosts[fleet]:
                 host.wait_ready(120)
@@ -330,15 +381,15 @@ def run_size(
 def report(n: int, layout: tuple[int, int], res: dict[str, Any]) -> list[str]:
     missed: list[str] = []
     procs, per = layout
-    print(f"\nN={n}: {procs} process(es) x {per} instance(s), puts alternating between the two fleets")
+    print(f"\nN={n}: {procs} process(es) x {per} instance(s), puts alternating between the three fleets")
     stats: dict[str, tuple[list[float], list[float]]] = {}
-    for f in ("selreload", "floor"):
+    for f in FLEETS:
         p50s = [percentile(r, 50) for r in res[f]["rounds"]]
         p99s = [percentile(r, 99) for r in res[f]["rounds"]]
         stats[f] = (p50s, p99s)
         per_round = "  ".join(f"{a:6.1f}/{b:6.1f}" for a, b in zip(p50s, p99s, strict=True))
         print(f"  {f:9} p50/p99 ms per round: {per_round}")
-    for f in ("selreload", "floor"):
+    for f in FLEETS:
         p50s, p99s = stats[f]
         print(
             f"  {f:9} p50 min {min(p50s):6.1f} median {statistics.median(p50s):6.1f}   "
@@ -365,8 +416,19 @@ def report(n: int, layout: tuple[int, int], res: dict[str, Any]) -> list[str]:
     )
     if verdict != "met":
         missed.append(f"N={n} CPU x{cpu_ratio:.2f}")
-    print(f"  idle CPU per instance per second: selreload {s['idle_ms']:.3f} ms, floor {fl['idle_ms']:.3f} ms")
-    for f in ("selreload", "floor"):
+    g = res["guarded"]
+    g50 = statistics.median(stats["guarded"][0]) / statistics.median(stats["floor"][0])
+    g99 = statistics.median(stats["guarded"][1]) / statistics.median(stats["floor"][1])
+    print(
+        f"  guarded floor (the handoffs alone): CPU {g['cpu_ms']:.3f} ms = floor x{g['cpu_ms'] / fl['cpu_ms']:.2f}, "
+        f"latency p50 x{g50:.2f} p99 x{g99:.2f}; selreload above it: CPU x{s['cpu_ms'] / g['cpu_ms']:.2f}, "
+        f"+{s['cpu_ms'] - g['cpu_ms']:.3f} ms"
+    )
+    print(
+        f"  idle CPU per instance per second: selreload {s['idle_ms']:.3f} ms, floor {fl['idle_ms']:.3f} ms, "
+        f"guarded {g['idle_ms']:.3f} ms"
+    )
+    for f in FLEETS:
         r = res[f]
         print(
             f"  {f:9} start: fleet ready in {r['start_s']:.2f} s ({r['start_per_ms']:.1f} ms per instance in "
@@ -419,5 +481,5 @@ async def _put(port: int, key: str, value: bytes) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--floor-host":
         endpoint, key, prefix, ttl, count = sys.argv[2:7]
-        sys.exit(floor_host(endpoint, key, prefix, int(ttl), int(count)))
+        sys.exit(floor_host(endpoint, key, prefix, int(ttl), int(count), guarded="--guarded" in sys.argv[7:]))
     sys.exit(main())

@@ -14,10 +14,18 @@ def hostname() -> str:
     return _HOST[0]
 
 
+_NAME: list[str] = []  # `hostname:pid` of this process, forgotten in a forked child
+
+
 def default_instance() -> str:
-    """`hostname:pid`, computed on each call: a process forked after it was first asked
-    (gunicorn --preload) names itself, not its parent."""
-    return f"{hostname()}:{os.getpid()}"
+    """`hostname:pid`: a process forked after it was first asked (gunicorn --preload)
+    names itself, not its parent."""
+    if not _NAME:
+        _NAME.append(f"{hostname()}:{os.getpid()}")
+    return _NAME[0]
+
+
+os.register_at_fork(after_in_child=_NAME.clear)
 
 
 class Identity:

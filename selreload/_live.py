@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -87,7 +87,8 @@ class Live(Generic[C]):
         return self.degraded is None and self.audit_error is None
 
     def evolve(self, **changes: Any) -> Live[C]:
-        return attrs.evolve(self, **changes)
+        new: Live[C] = _evolve(self, **changes)
+        return new
 
     def status(self, name: str, *, dead: str | None = None) -> dict[str, Any]:
         """Version, health (and why not), last outcome and error, restart-pending paths,
@@ -108,6 +109,26 @@ class Live(Generic[C]):
             "restart_pending": [c.path for c in self.restart_pending],
             "rollback_to": self.rollback_to,
         }
+
+
+def _evolver(cls: type[Any]) -> Callable[..., Any]:
+    """`attrs.evolve` for a frozen class with no validators, converters or post-init,
+    specialised to its fields: `evolve(live, version=...)` copies the others one by one.
+
+    attrs.evolve() rebuilds through `__init__` (fields(), then one frozen setattr per
+    field) at ~10 us, and a reload evolves its Live about four times; this takes ~2 us.
+    """
+    names = [f.name for f in attrs.fields(cls)]
+    assert all(f.validator is None and f.converter is None for f in attrs.fields(cls))
+    params = ", ".join(f"{n}=_KEEP" for n in names)
+    body = "".join(f"    _set(new, {n!r}, self.{n} if {n} is _KEEP else {n})\n" for n in names)
+    source = f"def evolve(self, *, {params}):\n    new = _new(_cls)\n{body}    return new\n"
+    scope: dict[str, Any] = {"_KEEP": object(), "_set": object.__setattr__, "_new": object.__new__, "_cls": cls}
+    exec(compile(source, f"<selreload evolve {cls.__name__}>", "exec"), scope)
+    return scope["evolve"]  # type: ignore[no-any-return]
+
+
+_evolve = _evolver(Live)
 
 
 @attrs.frozen

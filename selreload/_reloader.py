@@ -229,11 +229,11 @@ class Reloader(AsyncAPI, Generic[C]):
         self._triggers = Triggers(self.sources, self._coalescer, name=name)
         # A weak reference: the global registry must not keep every Reloader alive.
         this = weakref.ref(self)
-        metrics.watch_health(lambda: (r := this()) is not None and r.status()["healthy"])
+        metrics.watch_health(lambda: (r := this()) is not None and r._healthy())
         for source in self.sources:  # a source that reports health with its status (etcd)
             bind = getattr(source, "bind_health", None)
             if callable(bind):
-                bind(lambda: (r := this()) is not None and r.status()["healthy"])
+                bind(lambda: (r := this()) is not None and r._healthy())
             # A source that runs fleet commands (etcd: `selreload rollback`) and checks
             # fleet overrides against the schema gets this Reloader, weakly.
             bind_reloader = getattr(source, "bind_reloader", None)
@@ -539,6 +539,12 @@ class Reloader(AsyncAPI, Generic[C]):
     def restart_pending(self) -> tuple[Change, ...]:
         """Restart-only changes the sources hold that the live config does not."""
         return self._pipeline.live.restart_pending
+
+    def _healthy(self) -> bool:
+        # `status()["healthy"]` without building the status: asked after every attempt
+        # by the etcd status and, in multiprocess mode, the metrics.
+        live = self._pipeline.live
+        return live.healthy and not (live.state is State.RUNNING and self._triggers.dead())
 
     def status(self) -> dict[str, Any]:
         """Version, health and why not (a failed rollback, an unwritable audit log, a dead

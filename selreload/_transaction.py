@@ -7,7 +7,7 @@ import contextvars
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -22,9 +22,11 @@ from ._snapshot import Snapshot
 SpanFactory = Callable[[str, str], contextlib.AbstractContextManager[Any]]
 
 
-@contextlib.contextmanager
-def _no_span(_kind: str, _name: str) -> Iterator[None]:
-    yield None
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def _no_span(_kind: str, _name: str) -> contextlib.AbstractContextManager[None]:
+    return _NO_SPAN
 
 
 class FunctionApplier:

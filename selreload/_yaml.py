@@ -64,6 +64,7 @@ def document_layer(
     parse: Callable[[str], Any],
     positions: Callable[[str, str], Mapping[str, str]],
     max_nodes: int = MAX_NODES,
+    revision: int | None = None,
 ) -> Layer:
     """Check and parse the bytes of one document (any format) into a `Layer` named `name`.
 
@@ -75,6 +76,7 @@ def document_layer(
         parse: text -> tree, fast; raises `ConfigError` (with line:col) for a syntax error.
         positions: `(name, text) -> {dotted path: "name:line:col"}`, called lazily.
         max_nodes: the budget of the expanded tree.
+        revision: the store revision the bytes were read at (etcd), if any.
 
     Raises:
         ConfigError: not UTF-8, a syntax error, empty, not a mapping, or over the nesting
@@ -103,7 +105,7 @@ def document_layer(
     if not isinstance(tree, Mapping):
         raise _error(f"expected a mapping of settings at the top level, got {_kind_name(tree)}", name)
     check_tree(tree, name, max_nodes=max_nodes)
-    return Layer(name, tree, digest, Located(name, text, parse, positions))
+    return Layer(name, tree, digest, Located(name, text, parse, positions), revision=revision)
 
 
 class Located:
@@ -402,7 +404,9 @@ def yaml_positions(name: str, text: str) -> Positions:
     return out
 
 
-def parse_document(name: str, data: bytes, digest: str, *, max_nodes: int = MAX_NODES) -> Layer:
+def parse_document(
+    name: str, data: bytes, digest: str, *, max_nodes: int = MAX_NODES, revision: int | None = None
+) -> Layer:
     """Parse a YAML document exactly like `YamlFile` parses a file, naming it `name`
     (`etcd:/app/config@42`), so origins read `etcd:/app/config@42:3:10`.
 
@@ -418,4 +422,5 @@ def parse_document(name: str, data: bytes, digest: str, *, max_nodes: int = MAX_
         parse=lambda text: parse_yaml(name, text, max_nodes=max_nodes),
         positions=yaml_positions,
         max_nodes=max_nodes,
+        revision=revision,
     )

@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
 from .._etcd_client import LoopThread, Session, client_errors, one_line, require
@@ -230,7 +228,7 @@ class Etcd:
         if len(value) > self.max_bytes:
             msg = f"value too large: {len(value):,} bytes, over the limit of {self.max_bytes:,} (max_bytes)"
             raise ConfigError([Issue("", msg, name)])
-        layer = attrs.evolve(parse_document(name, value, digest, max_nodes=self.max_nodes), revision=revision)
+        layer = parse_document(name, value, digest, max_nodes=self.max_nodes, revision=revision)
         self._good = layer
         return self._compose(layer)
 

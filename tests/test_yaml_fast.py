@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 import pathlib
+import sys
 from typing import Any
 
 import pytest
@@ -269,3 +270,39 @@ def test_yaml_file_reload_through_the_fast_path(tmp_path: pathlib.Path) -> None:
     layer = sr.YamlFile(path, watch=False).load()
     assert layer.tree == {"a": 1, "b": "two"}
     assert layer.locate()["b"] == f"{path.name}:2:4" or layer.locate()["b"].endswith("c.yaml:2:4")
+
+
+@pytest.mark.skipif(_ryml.parser() is None, reason="rapidyaml (the `fast` extra) is not installed here")
+def test_threads_parsing_at_once_keep_their_own_key_counts() -> None:
+    # The decoder that counts keys (to find duplicates) is reused per thread: eight threads
+    # parsing at once, half of them documents with a duplicate key, must each get their
+    # own answer, every time.
+    import threading
+
+    # Thirty mappings: thirty calls of the counting hook per parse, where a switch can land.
+    plain = "".join(f"k{i}:\n  a: {i}\n  b: {i}\n" for i in range(30))
+    duplicated = "".join(f"k{i}:\n  a: {i}\n  {'a' if i == 15 else 'b'}: {i}\n" for i in range(30))
+    expected = {f"k{i}": {"a": i, "b": i} for i in range(30)}
+    wrong: list[str] = []
+    start = threading.Barrier(8)
+
+    def parse(text: str, duplicate: bool) -> None:
+        start.wait()
+        for _ in range(1000):
+            tree = _ryml.fast_tree(text)
+            if duplicate and tree is not None:
+                wrong.append("a duplicate key was let through")
+            if not duplicate and tree != expected:
+                wrong.append(f"the plain document read as {tree!r}")
+
+    threads = [threading.Thread(target=parse, args=(duplicated if i % 2 else plain, bool(i % 2))) for i in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: mid-decode too
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []

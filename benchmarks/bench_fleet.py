@@ -22,7 +22,7 @@ machine; the goals stay measured against the plain floor.
 
 "Applied" is observed the same way for all three: a collector in this process watches each
 fleet's status prefix and parses every status; a put is applied when every instance of
-the fleet has ACKed a revision at or after it. Puts alternate between the two fleets
+the fleet has ACKed a revision at or after it. Puts alternate between the fleets
 (interleaved), in several rounds; each round prints p50/p99, then the minimum and the
 median over rounds. CPU per put per instance is the process CPU time of a fleet's hosts
 over the whole interleaved run (idle work such as lease keepalives included) / puts on
@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -95,6 +96,7 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
     from ruamel.yaml import YAML
 
     from selreload._ryml import parser as fast_parser
+    from selreload._transaction import Deadline
 
     host, port = endpoint.removeprefix("http://").rsplit(":", 1)
     # The fastest parse selreload has here: rapidyaml (the `fast` extra) when installed,
@@ -108,27 +110,17 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
         yaml.doc_infos.clear()
         return yaml.load(value.decode("utf-8"))
 
-    # The guarded floor's threads: one worker off the loop, one deadline thread per instance.
-    work: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    appliers: dict[str, queue.SimpleQueue[Any]] = {}
+    # The guarded floor's threads: one worker off the loop, and selreload's own applier
+    # deadline (a worker thread per instance) around a no-op applier.
+    work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+    deadlines: dict[str, Deadline] = {}
 
-    def serve(calls: queue.SimpleQueue[Any]) -> None:
+    def serve() -> None:
         while True:
-            calls.get()()
-
-    def deadline(name: str, tree: object) -> None:
-        calls = appliers.get(name)
-        if calls is None:
-            calls = appliers[name] = queue.SimpleQueue()
-            threading.Thread(target=serve, args=(calls,), daemon=True).start()
-        done = threading.Lock()
-        done.acquire()
-        calls.put(done.release)  # the no-op applier: it only says it returned
-        if not done.acquire(timeout=5.0):
-            raise TimeoutError("applier hung")
+            work.get()()
 
     if guarded:
-        threading.Thread(target=serve, args=(work,), daemon=True).start()
+        threading.Thread(target=serve, daemon=True).start()
 
     status_prefix = f"{key}.status/"
     rss_base = _rss()
@@ -150,7 +142,9 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
             tree = load(value)
             ok = isinstance(tree, dict)
             if ok and guarded:
-                deadline(name, tree)
+                if name not in deadlines:
+                    deadlines[name] = Deadline(5.0, name=name)
+                deadlines[name](_no_op)
             status = {
                 "instance": name,
                 "revision": revision,
@@ -201,6 +195,10 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
         elif line.strip() == "quit":
             break
     os._exit(0)  # the leases expire with the process: no clean-up to measure
+
+
+def _no_op() -> None:
+    """The guarded floor's applier."""
 
 
 def _rss() -> int:

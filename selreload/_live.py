@@ -98,7 +98,7 @@ class Live(Generic[C]):
         return {
             "name": name,
             "state": self.state.value,
-            "healthy": not reasons,
+            "healthy": self.healthy and not dead,
             "unhealthy_reasons": reasons,
             "version": snap.version if snap else None,
             "digest": snap.digest if snap else None,

@@ -540,18 +540,22 @@ class Reloader(AsyncAPI, Generic[C]):
         """Restart-only changes the sources hold that the live config does not."""
         return self._pipeline.live.restart_pending
 
+    def _dead(self, live: Live[C]) -> str | None:
+        """Why a trigger of this running Reloader stopped working, if one did."""
+        return self._triggers.dead() if live.state is State.RUNNING else None
+
     def _healthy(self) -> bool:
         # `status()["healthy"]` without building the status: asked after every attempt
         # by the etcd status and, in multiprocess mode, the metrics.
         live = self._pipeline.live
-        return live.healthy and not (live.state is State.RUNNING and self._triggers.dead())
+        return live.healthy and self._dead(live) is None
 
     def status(self) -> dict[str, Any]:
         """Version, health and why not (a failed rollback, an unwritable audit log, a dead
         watcher), last outcome and error, restart-pending paths and the version a rollback
         went back to: read from one consistent state."""
         live = self._pipeline.live
-        status = live.status(self.name, dead=self._triggers.dead() if live.state is State.RUNNING else None)
+        status = live.status(self.name, dead=self._dead(live))
         status["instance"] = self._identity()
         if self.workers is not None:
             status["overrides"] = self.workers.status()

@@ -197,9 +197,23 @@ def test_recursive_alias(live: Live) -> None:
         ("yaml", "extra: " + "{a: " * 10_000 + "1" + "}" * 10_000 + "\n"),
         ("yaml", "tags:\n  " + "- " * 10_000 + "x\n"),
         ("json", '{"extra": ' + "[" * 10_000 + "]" * 10_000 + "}"),
+        ("json", '{"extra": ' + '{"a": ' * 10_000 + "1" + "}" * 10_000 + "}"),
+        ("json", '{"extra": ' + "[" * 1_000_000 + "]" * 1_000_000 + "}"),
+        ("json", '{"extra": ' + "[" * 150 + "]" * 150 + ', "tags": [' + ", ".join(["[1]"] * 2_000) + "]}"),
         ("toml", "extra = " + "[" * 10_000 + "]" * 10_000 + "\n"),
+        ("toml", "extra = " + "[" * 150 + "]" * 150 + "\n"),
     ],
-    ids=["yaml-flow-seq", "yaml-flow-map", "yaml-block-seq", "json", "toml"],
+    ids=[
+        "yaml-flow-seq",
+        "yaml-flow-map",
+        "yaml-block-seq",
+        "json",
+        "json-objects",
+        "json-1e6",
+        "json-150",
+        "toml",
+        "toml-150",
+    ],
 )
 def test_deep_nesting(tmp_path: pathlib.Path, fmt: str, text: str) -> None:
     """10,000-deep nesting is refused as too deeply nested, in any syntax."""

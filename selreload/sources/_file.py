@@ -125,6 +125,8 @@ class FileSource(abc.ABC):
     """
 
     format: str = "file"
+    deep_text_check: bool = True
+    """Scan the text for far-too-deep nesting before the parser sees it (see `document_layer`)."""
 
     def __init__(
         self,
@@ -222,6 +224,7 @@ class FileSource(abc.ABC):
             parse=self._parse,
             positions=self._positions,
             max_nodes=self.max_nodes,
+            deep_text_check=self.deep_text_check,
         )
 
     @abc.abstractmethod

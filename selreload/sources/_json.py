@@ -163,6 +163,7 @@ class JsonFile(FileSource):
     """A JSON file layer (same arguments as `YamlFile`). Duplicate keys are an error."""
 
     format = "JSON"
+    deep_text_check = False  # json stops at the recursion limit within a millisecond
 
     def _parse(self, text: str) -> Any:
         try:

@@ -187,6 +187,7 @@ class TomlFile(FileSource):
     """A TOML file layer (same arguments as `YamlFile`), parsed with `tomllib`."""
 
     format = "TOML"
+    deep_text_check = False  # tomllib stops at the recursion limit within a few milliseconds
 
     def _parse(self, text: str) -> Any:
         # tomllib is pure Python (~2 s for 200,000 keys): refuse what is surely over the

@@ -12,7 +12,7 @@ import datetime
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from . import _boundary, _layers, _mask, _transaction
 from ._change import Change
@@ -40,6 +40,10 @@ def live_snapshot(live: Live[C]) -> Snapshot[C]:
     if live.snapshot is None:
         raise StateError("no config is live yet: call start() first")
     return live.snapshot
+
+
+_KEEP: Final = object()
+"""`end()` without an `audit_error`: the state keeps the one it has."""
 
 
 def _why(failure: AuditWriteError | None) -> str | None:
@@ -139,7 +143,7 @@ class Pipeline(Generic[C]):
             guard = _mask.guard(self.schema, flat)
             _transaction.undo(batches, snapshot, span=self.tracing.step, guard=guard, call=self.call)
             raise failure
-        return self.end(attempt, live.evolve(audit_error=_why(failure)), result, audited=True)
+        return self.end(attempt, live, result, audited=True, audit_error=_why(failure))
 
     def apply_initial(self, route: Route, live: Live[C]) -> None:
         snapshot = live_snapshot(live)
@@ -207,10 +211,14 @@ class Pipeline(Generic[C]):
         if plan.errors:
             return self.end(attempt, live, Outcome.INVALID, inputs=inputs, errors=plan.errors)
         rejected = plan.rejected
-        live = live.evolve(restart_pending=rejected if pending is None else pending)
+        # Each new state is made in one copy (`Live.evolve`, ~2.5 us each): the
+        # restart-pending changes go into whichever state this attempt ends with.
+        restart_pending = rejected if pending is None else pending
         if plan.outcome is not Outcome.APPLIED:
             if plan.outcome is Outcome.UNCHANGED:
-                live = live.evolve(inputs=inputs, pending=())
+                live = live.evolve(restart_pending=restart_pending, inputs=inputs, pending=())
+            else:
+                live = live.evolve(restart_pending=restart_pending)
             return self.end(attempt, live, plan.outcome, inputs=inputs, rejected=rejected)
         eff_flat = plan.effective_flat
         start_origins, kept = live.start_origins, {c.path for c in rejected}
@@ -238,6 +246,7 @@ class Pipeline(Generic[C]):
         rollback_to = attempt.rollback_to
         if tx.outcome is Outcome.APPLIED:
             new = live.evolve(
+                restart_pending=restart_pending,
                 snapshot=snapshot,
                 flat=eff_flat,
                 inputs=inputs,
@@ -260,12 +269,13 @@ class Pipeline(Generic[C]):
             # record cannot be written is undone and never goes live.
             failure = self.audited(result, snapshot)
             if failure is None or not self.refuse_unaudited:
-                return self.end(attempt, new.evolve(audit_error=_why(failure)), result, audited=True)
+                return self.end(attempt, new, result, audited=True, audit_error=_why(failure))
             guard = _mask.guard(self.schema, live.flat, eff_flat)
             undone = _transaction.undo(plan.batches, current, span=self.tracing.step, guard=guard, call=self.call)
             issue = Issue("", f"{_why(failure)}: the change was undone, v{live.version} stays live", "audit")
             tx = _transaction.TransactionResult(undone.outcome, (issue, *undone.errors), undone.failed, undone.raised)
             live = live.evolve(audit_error=_why(failure))
+        live = live.evolve(restart_pending=restart_pending)
         if tx.outcome is Outcome.DEGRADED:
             live = live.evolve(degraded=f"a rollback failed in the reload after v{live.version}: restart this service")
         # Not remembered as tried: the appliers may succeed next time.
@@ -291,19 +301,20 @@ class Pipeline(Generic[C]):
         *,
         inputs: tuple[str, ...] | None = None,
         audited: bool = False,
+        audit_error: object = _KEEP,
         **parts: Any,
     ) -> ReloadResult:
         """End an attempt with `outcome` (or its finished result): audit it (unless it
-        was, as a commit is before it happens), swap in the state after it (the commit,
-        when it brings a new snapshot), then record it."""
+        was, as a commit is before it happens: `audit_error` then says how that went),
+        swap in the state after it (the commit, when it brings a new snapshot), then
+        record it."""
         result = (
             outcome
             if isinstance(outcome, ReloadResult)
             else attempt.result(outcome, live, instance=self.instance(), **parts)
         )
         if not audited and result.outcome is not Outcome.UNCHANGED and live.snapshot is not None:
-            failure = self.audited(result, live.snapshot)
-            live = live.evolve(audit_error=_why(failure))
+            audit_error = _why(self.audited(result, live.snapshot))
         if result.errors:
             last_error: str | None = "\n".join(str(e) for e in result.errors)
         elif result.outcome.ok:
@@ -313,7 +324,10 @@ class Pipeline(Generic[C]):
         else:
             last_error = live.last_error
         tried = Tried(inputs, result) if inputs is not None and result.outcome.deterministic else live.tried
-        live = live.evolve(last=result, last_error=last_error, tried=tried)
+        if audit_error is _KEEP:
+            live = live.evolve(last=result, last_error=last_error, tried=tried)
+        else:
+            live = live.evolve(last=result, last_error=last_error, tried=tried, audit_error=audit_error)
         snapshot = live.snapshot
         if snapshot is not None and snapshot is not self.live.snapshot:
             self.history.append(snapshot)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from ._result import ReloadResult
 
+_ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER"  # a provider opentelemetry loads by name
+_UNKNOWN = object()  # opentelemetry without the module global: ask it every time
 _STATUS_LIMIT = 1000  # span backends truncate or drop long descriptions anyway
 # Tracing off: the span "context manager" is a shared nullcontext (a generator-based one
 # costs ~1 us to enter and leave, twice per applier call).
@@ -37,13 +40,19 @@ class Tracing:
         # The answer of the last reload span: off. Its steps (applier calls) reuse it, where
         # asking the global provider costs ~4 us each (an environment lookup included).
         self._off = False
+        self._env_provider = _ENV_PROVIDER in os.environ
 
     def _get(self) -> trace.Tracer | None:
         if self._tracer is not None:
             return self._tracer
         if self._provider is None:
             # Looked up on every reload, not once: apps often set the global provider
-            # after building their Reloader.
+            # after building their Reloader. While none is set, `get_tracer_provider()`
+            # asks the environment for OTEL_PYTHON_TRACER_PROVIDER each time (~3 us, a
+            # KeyError raised and caught inside `os.environ`): read the module's global
+            # first, and the environment only if it named a provider when this began.
+            if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None and not self._env_provider:
+                return None
             glob = trace.get_tracer_provider()
             if isinstance(glob, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
                 return None

@@ -281,3 +281,34 @@ def test_no_provider_means_no_spans_until_a_global_one_is_set(tmp_path: pathlib.
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['selreload.apply', 'selreload.reload']"
+
+
+def test_a_provider_named_by_the_environment_is_used(tmp_path: pathlib.Path) -> None:
+    """OTEL_PYTHON_TRACER_PROVIDER names a provider that opentelemetry loads on first ask:
+    a Reloader made before anything asked still traces with it (selreload reads the
+    module's global first, and the environment when that names a provider)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import selreload as sr
+        from opentelemetry import trace
+        from prometheus_client import CollectorRegistry
+
+        @sr.config
+        class App:
+            level: str = sr.hot(default="info")
+
+        path = sys.argv[1]
+        with open(path, "w") as fh:
+            fh.write("level: info\\n")
+        r = sr.Reloader(App, sources=[sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
+        r.start()
+        print(type(r._tracing._tracer).__module__)
+        """
+    )
+    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "c.yaml")], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "opentelemetry.sdk.trace"

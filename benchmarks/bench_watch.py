@@ -290,11 +290,12 @@ class Floor(Contender):
     """ctypes inotify on the directory, read, parse, one assignment."""
 
     name = "floor"
+    mask = _inotify.IN_CLOSE_WRITE | _inotify.IN_MOVED_TO
 
     def start(self, path: pathlib.Path, probe: Probe) -> None:
         self.current = Pair(0, 0)
         self.ino = _inotify.Inotify()
-        self.ino.add(str(path.parent), _inotify.IN_CLOSE_WRITE | _inotify.IN_MOVED_TO)
+        self.ino.add(str(path.parent), self.mask)
         self.r, self.w = os.pipe()
         self.thread = threading.Thread(target=self.run, args=(path, probe), daemon=True)
         self.thread.start()
@@ -303,19 +304,21 @@ class Floor(Contender):
         poller = select.poll()
         poller.register(self.ino.fd, select.POLLIN)
         poller.register(self.r, select.POLLIN)
-        names = {path.name, "..data"}
         while True:
             poller.poll()
-            woke = now()
+            woke = now()  # the first bytecode after the GIL came back
             events = self.ino.read()
             if not events:
                 return  # the stop pipe
-            if any(e.name in names for e in events):
-                with open(path, "rb") as fh:
-                    tree = parse_fast(fh.read())
-                cfg = self.current = Pair(int(tree["a"]), int(tree["b"]))
-                probe.started.setdefault(cfg.a, woke)
-                probe.arrived(cfg.a, cfg.b)
+            self.handle(events, path, probe, woke)
+
+    def handle(self, events: list[_inotify.Event], path: pathlib.Path, probe: Probe, woke: float) -> None:
+        if any(e.name in (path.name, "..data") for e in events):
+            with open(path, "rb") as fh:
+                tree = parse_fast(fh.read())
+            cfg = self.current = Pair(int(tree["a"]), int(tree["b"]))
+            probe.started.setdefault(cfg.a, woke)
+            probe.arrived(cfg.a, cfg.b)
 
     def stop(self) -> None:
         os.write(self.w, b"x")
@@ -325,7 +328,7 @@ class Floor(Contender):
         os.close(self.w)
 
 
-class Wake(Contender):
+class Wake(Floor):
     """The least any in-process watcher does: a thread blocked on the inotify fd, woken by
     the save, takes the GIL back and reads the clock. Nothing read, nothing parsed: one GIL
     acquisition after the kernel's event. Beside CPU-bound threads, no pipeline that
@@ -333,33 +336,15 @@ class Wake(Contender):
     (rename): each event counts as the next save."""
 
     name = "wake"
+    mask = _inotify.IN_MOVED_TO
+    seen = 0
 
-    def start(self, path: pathlib.Path, probe: Probe) -> None:
-        self.current = Pair(0, 0)
-        self.ino = _inotify.Inotify()
-        self.ino.add(str(path.parent), _inotify.IN_MOVED_TO)
-        self.r, self.w = os.pipe()
-        self.thread = threading.Thread(target=self.run, args=(path, probe), daemon=True)
-        self.thread.start()
-
-    def run(self, path: pathlib.Path, probe: Probe) -> None:
-        poller = select.poll()
-        poller.register(self.ino.fd, select.POLLIN)
-        poller.register(self.r, select.POLLIN)
-        seen = 0
-        while True:
-            poller.poll()
-            woke = now()  # the first bytecode after the GIL came back
-            events = self.ino.read()
-            if not events:
-                return  # the stop pipe
-            for event in events:
-                if event.name == path.name:
-                    seen += 1
-                    probe.started.setdefault(seen, woke)
-                    probe.arrived(seen, seen, woke)
-
-    stop = Floor.stop
+    def handle(self, events: list[_inotify.Event], path: pathlib.Path, probe: Probe, woke: float) -> None:
+        for event in events:
+            if event.name == path.name:
+                self.seen += 1
+                probe.started.setdefault(self.seen, woke)
+                probe.arrived(self.seen, self.seen, woke)
 
 
 class Poll(Contender):

@@ -233,28 +233,45 @@ def test_manual_rollback_is_traced(traced: Traced) -> None:
     assert (root.attributes or {})["selreload.outcome"] == "applied"
 
 
+_HEADER = """
+import os, sys
+import selreload as sr
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+
+@sr.config
+class App:
+    level: str = sr.hot(default="info")
+
+path = sys.argv[1]
+with open(path, "w") as fh:
+    fh.write("level: info\\n")
+r = sr.Reloader(App, sources=[sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
+"""
+
+
+def _fresh(tmp_path: pathlib.Path, body: str, **env: str) -> str:
+    """Run `body` after `_HEADER` (a Reloader `r` of a YAML file) in a fresh interpreter:
+    the global tracer provider can be set once per process. Its stdout."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HEADER + textwrap.dedent(body), str(tmp_path / "c.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_no_provider_means_no_spans_until_a_global_one_is_set(tmp_path: pathlib.Path) -> None:
     """With tracer_provider=None and no global provider, reloads create no span objects at
     all; once the app sets a global provider, the same Reloader starts tracing."""
-    # A fresh interpreter: the global provider can be set once per process.
-    code = textwrap.dedent(
-        """
-        import os, sys
-        import selreload as sr
-        from opentelemetry import trace
+    body = """
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        from prometheus_client import CollectorRegistry
 
-        @sr.config
-        class App:
-            level: str = sr.hot(default="info")
-
-        path = sys.argv[1]
-        with open(path, "w") as fh:
-            fh.write("level: info\\n")
-        r = sr.Reloader(App, sources=[sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
         r.on("level", lambda changes, snapshot: None)
         seen = []
         with r._tracing.reload("probe") as span:
@@ -275,40 +292,15 @@ def test_no_provider_means_no_spans_until_a_global_one_is_set(tmp_path: pathlib.
         assert r.reload().outcome is sr.Outcome.APPLIED
         print(sorted(s.name for s in exporter.get_finished_spans()))
         """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "c.yaml")], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['selreload.apply', 'selreload.reload']"
+    assert _fresh(tmp_path, body) == "['selreload.apply', 'selreload.reload']"
 
 
 def test_a_provider_named_by_the_environment_is_used(tmp_path: pathlib.Path) -> None:
     """OTEL_PYTHON_TRACER_PROVIDER names a provider that opentelemetry loads on first ask:
     a Reloader made before anything asked still traces with it (selreload reads the
     module's global first, and the environment when that names a provider)."""
-    code = textwrap.dedent(
-        """
-        import sys
-        import selreload as sr
-        from opentelemetry import trace
-        from prometheus_client import CollectorRegistry
-
-        @sr.config
-        class App:
-            level: str = sr.hot(default="info")
-
-        path = sys.argv[1]
-        with open(path, "w") as fh:
-            fh.write("level: info\\n")
-        r = sr.Reloader(App, sources=[sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
+    body = """
         r.start()
         print(type(r._tracing._tracer).__module__)
         """
-    )
-    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "c.yaml")], capture_output=True, text=True, timeout=60, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "opentelemetry.sdk.trace"
+    assert _fresh(tmp_path, body, OTEL_PYTHON_TRACER_PROVIDER="sdk_tracer_provider") == "opentelemetry.sdk.trace"

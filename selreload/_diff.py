@@ -240,34 +240,39 @@ class Digester:
     subtree with the last one digested re-hashes only that subtree and its ancestors.
     """
 
-    __slots__ = ("_memo", "_root")
+    __slots__ = ("_memo", "_nodes", "_root")
 
     def __init__(self, schema: Schema) -> None:
         self._root = _compile(schema)
-        # path -> (the instance or value digested there, its digest or lines). The
-        # instance is held, so an `is` check cannot be fooled by a reused id.
-        self._memo: dict[str, tuple[Any, Any]] = {}
+        # path -> (the leaf value or mapping digested there, its lines). The instance
+        # is held, so an `is` check cannot be fooled by a reused id.
+        self._memo: dict[str, tuple[Any, str]] = {}
+        # node path -> (the instance digested there, its line in its parent's digest).
+        self._nodes: dict[str, tuple[Any, str]] = {}
 
     def __call__(self, config: Any) -> str:
-        return self._node(self._root, config).hex()
+        return self._node(self._root, config)[len(self._root.path) + 1 : -1]
 
-    def _node(self, node: _Node, obj: Any) -> bytes:
-        memo = self._memo
-        hit = memo.get(node.path)
+    def _node(self, node: _Node, obj: Any) -> str:
+        """The line `path:digest` of `obj` at `node` in its parent's digest (remembered:
+        an unchanged subtree costs one lookup, no hex, no formatting)."""
+        nodes = self._nodes
+        hit = nodes.get(node.path)
         if hit is not None and hit[0] is obj:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         parts: list[str] = []
         for name, kind, sub in node.fields:
             value = getattr(obj, name)
             if kind is _NODE:
-                parts.append(f"{sub.path}:{self._node(sub, value).hex()}\n")
+                known = nodes.get(sub.path)
+                parts.append(known[1] if known is not None and known[0] is value else self._node(sub, value))
             elif kind is _LEAF and type(value) in _PLAIN:
                 parts.append(f"{sub}={value!r}\n")
             else:
                 parts.append(self._lines(sub, kind, value))
-        digest = hashlib.sha256("".join(parts).encode()).digest()
-        memo[node.path] = (obj, digest)
-        return digest
+        line = f"{node.path}:{hashlib.sha256(''.join(parts).encode()).hexdigest()}\n"
+        nodes[node.path] = (obj, line)
+        return line
 
     def _lines(self, path: str, kind: int, value: Any) -> str:
         hit = self._memo.get(path)

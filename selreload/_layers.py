@@ -16,23 +16,30 @@ MAX_ISSUES: Final = 100
 problems once meant 19.5 s under the reload lock and a 70 MiB audit line."""
 
 
+_DROPPED: Final = Issue("", "(an issue past the limit: counted, not kept)")
+
+
 class Issues(list[Issue]):
     """An issue list that keeps the first `limit` and only counts the rest.
 
     `len()` is the count of every issue appended, kept or not, so a structurer that checks
-    "did this value add issues?" by length behaves as with a plain list.
+    "did this value add issues?" by length behaves as with a plain list. Past the limit
+    each issue is replaced by one shared placeholder (a pointer each, never shown), so
+    `len()` stays the list's own: the structurer asks it twice per node, and a Python
+    `__len__` cost ~2% of a reload.
     """
 
     def __init__(self, limit: int = MAX_ISSUES) -> None:
         super().__init__()
         self.limit = limit
-        self.dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """How many issues were counted but not kept."""
+        return max(0, len(self) - self.limit)
 
     def append(self, issue: Issue) -> None:
-        if super().__len__() < self.limit:
-            super().append(issue)
-        else:
-            self.dropped += 1
+        super().append(issue if len(self) < self.limit else _DROPPED)
 
     def extend(self, issues: Iterable[Issue]) -> None:
         for issue in issues:
@@ -41,11 +48,8 @@ class Issues(list[Issue]):
     def insert(self, index: SupportsIndex, issue: Issue) -> None:
         self.append(issue)
 
-    def __len__(self) -> int:
-        return super().__len__() + self.dropped
-
     def kept(self) -> list[Issue]:
-        return list(super().__iter__())
+        return list.__getitem__(self, slice(0, self.limit))
 
 
 def capped(issues: Iterable[Issue], limit: int = MAX_ISSUES) -> list[Issue]:

@@ -96,10 +96,12 @@ def merge(trees: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
 
 
 def _merge_two(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    if not base:
+        return dict(top)  # the first layer: nothing to merge into (no ABC check per key)
     out = dict(base)
     for key, value in top.items():
         below = out.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping):
+        if below is not None and isinstance(below, Mapping) and isinstance(value, Mapping):
             out[key] = _merge_two(below, value)
         else:
             out[key] = value

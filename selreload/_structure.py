@@ -441,31 +441,40 @@ class Structurer:
         specs: Sequence[tuple[str, str, StructureFn, bool]],
         names: frozenset[str],
         name_list: list[str],
+        paths: dict[str, list[str]] | None = None,
     ) -> tuple[dict[str, Any], set[str]] | None:
         """The fields of a node's mapping, structured: `({key: value}, names that failed or
         are missing)`, or None (an issue recorded) when `v` is not a mapping.
 
-        `specs` holds `(name, keyword, function, required)` per field.
+        `specs` holds `(name, keyword, function, required)` per field; `paths`, when given,
+        remembers the fields' paths under each node path (a node is mostly at one path:
+        no formatting per field and reload).
         """
         if type(v) is EnvText:
             v = self.from_json(v, path, issues, "a mapping")
             if v is _BAD:
                 return None
-        if not isinstance(v, Mapping):
+        if type(v) is not dict and not isinstance(v, Mapping):  # the ABC check only for others
             self.fail(issues, path, f"expected a mapping, got {kind(v)}")
             return None
-        unknown_keys(v, names, name_list, path, issues)
+        if type(v) is not dict or not v.keys() <= names:  # the usual case: one check in C
+            unknown_keys(v, names, name_list, path, issues)
+        subs = None if paths is None else paths.get(path)
+        if subs is None:
+            subs = [join(path, spec[0]) for spec in specs]
+            if paths is not None and len(paths) < MEMO_PATHS:
+                paths[path] = subs
         kwargs: dict[str, Any] = {}
         failed: set[str] = set()
-        for name, keyword, f, required in specs:
+        for (name, keyword, f, required), sub in zip(specs, subs, strict=True):
             if name in v:
-                out = f(v[name], join(path, name), issues)
+                out = f(v[name], sub, issues)
                 if out is _BAD:
                     failed.add(name)
                 else:
                     kwargs[keyword] = out
             elif required:
-                issues.append(Issue(join(path, name), "required key is missing"))
+                issues.append(Issue(sub, "required key is missing"))
                 failed.add(name)
         return kwargs, failed
 
@@ -479,10 +488,11 @@ class Structurer:
             specs.append((a.name, a.alias or a.name, self.fn(a.type, sec), a.default is attrs.NOTHING))
         names = frozenset(a.name for a in fields)
         name_list = sorted(names)
+        paths: dict[str, list[str]] = {}
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             before = len(issues)
-            found = self.node_fields(v, path, issues, specs, names, name_list)
+            found = self.node_fields(v, path, issues, specs, names, name_list, paths)
             if found is None:
                 return _BAD
             kwargs = found[0]
@@ -554,9 +564,13 @@ def _memoized(structure: StructureFn) -> StructureFn:
     takes no lock) reads one old or one new entry, both true.
     """
     memo: dict[str, tuple[bytes, Any]] = {}
+    dumps = marshal.dumps
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
-        key = fingerprint(v)
+        try:  # `fingerprint`, its usual case inline: one call less per node
+            key: bytes | None = dumps(v)
+        except ValueError:
+            key = fingerprint(v)
         if key is not None:
             hit = memo.get(path)
             if hit is not None and hit[0] == key:

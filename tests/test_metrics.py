@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import selreload as sr
@@ -333,3 +335,34 @@ def test_exposition_has_every_series_from_the_start_and_no_created(env: Env) -> 
         assert "_created" not in text
     finally:
         env.reloader.stop()
+
+
+_values = st.one_of(
+    st.sampled_from([0.0, -0.0, 0.0005, 0.001, 0.0025, 5.0, 10.0, 10.000001, float("inf"), float("nan")]),
+    st.floats(min_value=-1.0, max_value=100.0),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_values, max_size=30))
+def test_the_fast_update_paths_write_what_the_public_api_writes(values: list[float]) -> None:
+    """`Metrics.observe` goes through prometheus_client's value objects, not its wrappers:
+    for any values (bucket bounds exactly, NaN, infinities, negatives) the exposition is
+    the public `observe()`/`inc()`/`set()`'s, sample for sample."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from selreload._metrics import _BUCKETS, _adder, _setter, _timer
+
+    def exposition(fast: bool) -> list[str]:
+        registry = CollectorRegistry()
+        h = Histogram("h", "h", ["config"], buckets=_BUCKETS, registry=registry).labels(config="c")
+        c = Counter("c", "c", ["config"], registry=registry).labels(config="c")
+        g = Gauge("g", "g", ["config"], registry=registry).labels(config="c")
+        observe, inc, put = (_timer(h), _adder(c), _setter(g)) if fast else (h.observe, c.inc, g.set)
+        for v in values:
+            observe(v)
+            inc(abs(v) if v == v else 1.0)
+            put(v)
+        return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
+
+    assert exposition(True) == exposition(False)

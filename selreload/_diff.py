@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -136,15 +137,34 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 _LEAF, _MAPPING, _NODE = 0, 1, 2
 
 
+WIDE: Final = 32
+"""Fields from which a node is compared all at once: every attribute read by one
+`attrgetter` call, and the ones that differ picked out by `map(is_not, ...)`, both in C.
+A root of 1,000 sections walked one field at a time cost ~0.4 ms per diff and per digest."""
+
+
 class _Node:
     """One config node of a schema: its path and, in field order, its fields, each
-    `(attribute, kind, leaf path or child node)`."""
+    `(attribute, kind, leaf path or child node)`; `values` reads them all, for wide nodes."""
 
-    __slots__ = ("fields", "path")
+    __slots__ = ("fields", "path", "values")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fields: list[tuple[str, int, Any]] = []
+        self.values: Callable[[Any], tuple[Any, ...]] | None = None
+
+    def seal(self) -> _Node:
+        if len(self.fields) >= WIDE:
+            self.values = operator.attrgetter(*(name for name, _, _ in self.fields))
+        return self
+
+
+def _differing(values: Callable[[Any], tuple[Any, ...]], old: Any, new: Any) -> Iterable[tuple[int, Any, Any]]:
+    """`(index, old value, new value)` of the fields that are not the same object."""
+    before, after = values(old), values(new)
+    for i in itertools.compress(range(len(after)), map(operator.is_not, before, after)):
+        yield i, before[i], after[i]
 
 
 def _compile(schema: Schema, prefix: str = "") -> _Node:
@@ -157,7 +177,7 @@ def _compile(schema: Schema, prefix: str = "") -> _Node:
             node.fields.append((f.name, _NODE, _compile(schema, path + ".")))
         elif path in schema.leaves:
             node.fields.append((f.name, _MAPPING if schema.leaves[path].mapping else _LEAF, path))
-    return node
+    return node.seal()
 
 
 def _mapping_flat(path: str, value: Any) -> Flat:
@@ -193,24 +213,33 @@ class Tree:
     def _walk(self, node: _Node, old: Any, new: Any, changed: list[Change], removed: list[Change]) -> None:
         if old is new:
             return
+        if node.values is not None:
+            fields = node.fields
+            for i, a, b in _differing(node.values, old, new):
+                self._field(fields[i], a, b, changed, removed)
+            return
+        for field in node.fields:
+            a = getattr(old, field[0])
+            b = getattr(new, field[0])
+            if a is not b:
+                self._field(field, a, b, changed, removed)
+
+    def _field(self, field: tuple[str, int, Any], a: Any, b: Any, changed: list[Change], removed: list[Change]) -> None:
+        """The changes of one field whose old and new values are not the same object."""
+        _, kind, sub = field
         policy_of = self.schema.policy_of
-        for name, kind, sub in node.fields:
-            a = getattr(old, name)
-            b = getattr(new, name)
-            if a is b:
-                continue
-            if kind is _NODE:
-                self._walk(sub, a, b, changed, removed)
-            elif kind is _LEAF:
-                if not _same(a, b):
-                    changed.append(Change(sub, a, b, *policy_of(sub)))
-            else:
-                before, after = _mapping_flat(sub, a), _mapping_flat(sub, b)
-                for path, value in after.items():
-                    was = before.get(path, UNSET)
-                    if not _same(was, value):
-                        changed.append(Change(path, was, value, *policy_of(path)))
-                removed.extend(Change(p, v, UNSET, *policy_of(p)) for p, v in before.items() if p not in after)
+        if kind is _NODE:
+            self._walk(sub, a, b, changed, removed)
+        elif kind is _LEAF:
+            if not _same(a, b):
+                changed.append(Change(sub, a, b, *policy_of(sub)))
+        else:
+            before, after = _mapping_flat(sub, a), _mapping_flat(sub, b)
+            for path, value in after.items():
+                was = before.get(path, UNSET)
+                if not _same(was, value):
+                    changed.append(Change(path, was, value, *policy_of(path)))
+            removed.extend(Change(p, v, UNSET, *policy_of(p)) for p, v in before.items() if p not in after)
 
 
 def updated(flat: Flat, changes: Iterable[Change]) -> Flat:
@@ -240,7 +269,7 @@ class Digester:
     subtree with the last one digested re-hashes only that subtree and its ancestors.
     """
 
-    __slots__ = ("_memo", "_nodes", "_root")
+    __slots__ = ("_memo", "_nodes", "_root", "_wide")
 
     def __init__(self, schema: Schema) -> None:
         self._root = _compile(schema)
@@ -249,6 +278,8 @@ class Digester:
         self._memo: dict[str, tuple[Any, str]] = {}
         # node path -> (the instance digested there, its line in its parent's digest).
         self._nodes: dict[str, tuple[Any, str]] = {}
+        # wide node path -> (the instance digested there, its parts, one per field).
+        self._wide: dict[str, tuple[Any, list[str]]] = {}
 
     def __call__(self, config: Any) -> str:
         return self._node(self._root, config)[len(self._root.path) + 1 : -1]
@@ -260,19 +291,30 @@ class Digester:
         hit = nodes.get(node.path)
         if hit is not None and hit[0] is obj:
             return hit[1]
-        parts: list[str] = []
-        for name, kind, sub in node.fields:
-            value = getattr(obj, name)
-            if kind is _NODE:
-                known = nodes.get(sub.path)
-                parts.append(known[1] if known is not None and known[0] is value else self._node(sub, value))
-            elif kind is _LEAF and type(value) in _PLAIN:
-                parts.append(f"{sub}={value!r}\n")
-            else:
-                parts.append(self._lines(sub, kind, value))
+        fields = node.fields
+        wide = self._wide.get(node.path) if node.values is not None else None
+        if wide is not None:
+            # A wide node digested before: its parts again, with the differing fields' redone.
+            parts = list(wide[1])
+            for i, _, value in _differing(node.values, wide[0], obj):  # type: ignore[arg-type]
+                parts[i] = self._part(fields[i], value)
+        else:
+            parts = [self._part(field, getattr(obj, field[0])) for field in fields]
         line = f"{node.path}:{hashlib.sha256(''.join(parts).encode()).hexdigest()}\n"
         nodes[node.path] = (obj, line)
+        if node.values is not None:
+            self._wide[node.path] = (obj, parts)
         return line
+
+    def _part(self, field: tuple[str, int, Any], value: Any) -> str:
+        """A field's line(s) in its node's digest."""
+        _, kind, sub = field
+        if kind is _NODE:
+            known = self._nodes.get(sub.path)
+            return known[1] if known is not None and known[0] is value else self._node(sub, value)
+        if kind is _LEAF and type(value) in _PLAIN:
+            return f"{sub}={value!r}\n"
+        return self._lines(sub, kind, value)
 
     def _lines(self, path: str, kind: int, value: Any) -> str:
         hit = self._memo.get(path)

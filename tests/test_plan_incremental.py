@@ -21,7 +21,7 @@ from selreload._errors import ConfigError
 from selreload._schema import Schema
 from selreload._structure import Structurer, fingerprint
 from selreload._typing import Layer
-from selreload._values import EnvText, to_plain
+from selreload._values import EnvText, FrozenDict, to_plain
 
 _names = itertools.count()
 
@@ -396,3 +396,60 @@ def test_a_removed_mapping_key_is_a_change_to_unset() -> None:
         ("level", "info", "debug"),
         ("flags.b", True, UNSET),
     ]
+
+
+@sr.config
+class _Small:
+    n: int = sr.hot(default=0)
+    s: str = sr.hot(default="")
+
+
+def _wide_class() -> type[Any]:
+    """A root of 45 fields (the diff and the digest read wide nodes all at once): leaves
+    of every kind, mappings and nodes."""
+    annotations: dict[str, Any] = {}
+    ns: dict[str, Any] = {}
+    for i in range(45):
+        kind = ["int", "float", "str", "map", "node"][i % 5]
+        if kind == "node":
+            annotations[f"w{i}"] = _Small
+            ns[f"w{i}"] = sr.field(factory=_Small)
+        else:
+            annotations[f"w{i}"] = LEAF_TYPES[kind]
+            default = DEFAULTS[kind]
+            ns[f"w{i}"] = sr.hot(factory=default) if callable(default) else sr.hot(default=default)
+    ns["__annotations__"] = annotations
+    return sr.config(type(f"Wide{next(_names)}", (), ns))
+
+
+WIDE = _wide_class()
+_WIDE_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "int": st.sampled_from([0, 1, 2]),
+    "float": st.sampled_from([0.0, -0.0, 1.0, 2.5]),
+    "str": st.sampled_from(["", "a", "b"]),
+    "map": st.dictionaries(st.sampled_from(["k1", "k2"]), st.sampled_from([0, 1]), max_size=2).map(FrozenDict),
+    "node": st.builds(_Small, n=st.sampled_from([0, 1]), s=st.sampled_from(["", "x"])),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.integers(0, 44), st.data(), max_size=6), min_size=1, max_size=6), st.data())
+def test_wide_nodes_diff_and_digest_as_from_scratch(edits: list[dict[int, Any]], data: st.DataObject) -> None:
+    """Over a sequence of edits to a 45-field root (each edit replacing a few fields, the
+    others kept as the same objects), the identity-skipping diff lists exactly the flat
+    diff's changes, and the remembering digester gives what a new one gives."""
+    schema = Schema(WIDE)
+    tree, digester, flatten = Tree(schema), Digester(schema), Flattener(schema)
+    live = WIDE()
+    digester(live)
+    for edit in edits:
+        changes: dict[str, Any] = {}
+        for i in edit:
+            kind = ["int", "float", "str", "map", "node"][i % 5]
+            changes[f"w{i}"] = data.draw(_WIDE_VALUES[kind])
+        candidate = attrs.evolve(live, **changes)
+        got = [(c.path, repr(c.old), repr(c.new)) for c in tree.diff(live, candidate)]
+        want = [(c.path, repr(c.old), repr(c.new)) for c in diff(flatten(live), flatten(candidate), schema)]
+        assert got == want
+        assert digester(candidate) == Digester(schema)(candidate)
+        live = candidate

@@ -299,7 +299,16 @@ class Digester:
             for i, _, value in _differing(node.values, wide[0], obj):  # type: ignore[arg-type]
                 parts[i] = self._part(fields[i], value)
         else:
-            parts = [self._part(field, getattr(obj, field[0])) for field in fields]
+            parts = []
+            for name, kind, sub in fields:  # `_part`, inline: a narrow node is digested often
+                value = getattr(obj, name)
+                if kind is _NODE:
+                    known = nodes.get(sub.path)
+                    parts.append(known[1] if known is not None and known[0] is value else self._node(sub, value))
+                elif kind is _LEAF and type(value) in _PLAIN:
+                    parts.append(f"{sub}={value!r}\n")
+                else:
+                    parts.append(self._lines(sub, kind, value))
         line = f"{node.path}:{hashlib.sha256(''.join(parts).encode()).hexdigest()}\n"
         nodes[node.path] = (obj, line)
         if node.values is not None:

@@ -58,6 +58,10 @@ _FLOW_COLON = re.compile(r":[^\s]|[\[{][^\n]*#|\?")
 # A value starting with a closer or a comma (`a: }`): libyaml refuses it, rapidyaml takes it
 # as text. Also flags a multi-line flow collection's closing line (a false alarm).
 _CLOSER = re.compile(r"(?:^[ ]*|[:-][ ]+)[\]},]", re.MULTILINE)
+# A block scalar whose header is not `|` or `>` with at most an indentation and a chomping
+# indicator, then a comment or the line's end (`a: >1:`): libyaml refuses it, rapidyaml
+# took it as an empty string (found by the property test).
+_BLOCK_HEADER = re.compile(r"(?:^[ ]*|[:?-][ ]+)[|>](?!(?:[1-9][+-]?|[+-][1-9]?)?(?:[ ]+#[^\n]*|[ ]*)$)", re.MULTILINE)
 
 
 def _unsure_text(text: str) -> bool:
@@ -70,6 +74,8 @@ def _unsure_text(text: str) -> bool:
     if (_CONTROL if text.isascii() else _NOT_PRINTABLE).search(text):
         return True
     if ("]" in text or "}" in text or "," in text) and _CLOSER.search(text):
+        return True
+    if ("|" in text or ">" in text) and _BLOCK_HEADER.search(text):
         return True
     return ("[" in text or "{" in text) and _FLOW_COLON.search(text) is not None
 

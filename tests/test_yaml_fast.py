@@ -159,6 +159,7 @@ TWISTS = [
 @example(["k: [12:30]"], 0)
 @example(["a: [?1]"], 0)
 @example(["a: [1?]"], 0)
+@example(["a: >1:"], 0)  # found by this test: rapidyaml took a broken block header as ""
 def test_fast_path_agrees_with_ruamel_or_declines(lines: list[str], twist: int) -> None:
     """On generated YAML (every scalar style, tricky tokens, nesting, flow and block styles,
     unicode, anchors, tags, multi-docs, duplicate keys, tabs, CR, BOM, bad syntax) the fast
@@ -226,6 +227,10 @@ def test_ordinary_config_takes_the_fast_path_with_yaml_12_values() -> None:
         "a: &x 1\nb: *x\n",
         "a: !!str 1\n",
         "a: 1\na: 2\n",
+        "a: >1:\n",  # block scalar headers libyaml refuses
+        "a: |x\n",
+        "a: >2-3\n",
+        "- |#c\n",
     ],
 )
 def test_values_rapidyaml_reads_apart_decline(text: str) -> None:

@@ -528,7 +528,11 @@ def fingerprint(value: Any) -> bytes | None:
     try:
         return marshal.dumps(value)
     except ValueError:
-        pass
+        return _pickled(value)
+
+
+def _pickled(value: Any) -> bytes | None:
+    """`fingerprint` of a tree `marshal` refuses (a subclass, a date), or None."""
     out = io.BytesIO()
     try:
         _Fingerprinter(out, protocol=5).dump(value)
@@ -567,10 +571,10 @@ def _memoized(structure: StructureFn) -> StructureFn:
     dumps = marshal.dumps
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
-        try:  # `fingerprint`, its usual case inline: one call less per node
+        try:  # `fingerprint`, inline: one call less per node
             key: bytes | None = dumps(v)
         except ValueError:
-            key = fingerprint(v)
+            key = _pickled(v)
         if key is not None:
             hit = memo.get(path)
             if hit is not None and hit[0] == key:

@@ -6,6 +6,7 @@ and `push` all call it; none of them needs a Reloader to know what a reload woul
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from . import _mask
@@ -53,15 +54,15 @@ class Planner:
         if self.strict and rejected:
             hot, rejected = [], changes
         batches, names = routes.route(hot) if routes is not None else ([], {})
-        steps = tuple(
-            [PlannedChange(c, Action.APPLY, names.get(c.path, ())) for c in hot]
-            + [PlannedChange(c, Action.REJECT) for c in rejected]
+        # The steps are made from these when asked for (`Plan.steps`): a reload never does.
+        made = functools.partial(
+            Plan, steps=None, strict=self.strict, _applied=tuple(hot), _rejected=tuple(rejected), _appliers=names
         )
         if not hot:
-            return Plan(steps, strict=self.strict, effective=live, effective_flat=live_flat)
+            return made(effective=live, effective_flat=live_flat)
         if not rejected:
             eff_flat = updated(live_flat, changes)
-            return Plan(steps, strict=self.strict, effective=candidate, effective_flat=eff_flat, batches=batches)
+            return made(effective=candidate, effective_flat=eff_flat, batches=batches)
         # Rebuild whichever side needs fewer changes; the rebuilt nodes are validated
         # again, so a cross-field rule holds on what actually goes live.
         try:
@@ -72,11 +73,11 @@ class Planner:
         except Exception as exc:  # noqa: BLE001 - a validator of the effective config
             head = "the hot changes are not valid without the rejected restart-only ones"
             message = _mask.guard(self.schema, live_flat, updated(live_flat, changes)).failure(head, exc)
-            return Plan(steps, errors=(Issue("", message, "effective config"),), strict=self.strict)
+            return made(errors=(Issue("", message, "effective config"),))
         # The leaves of what was rebuilt, read back from it: a converter that ran again
         # on a rebuilt node may have changed more than the changes said.
         eff_flat = updated(live_flat, self.tree.diff(live, effective))
-        return Plan(steps, strict=self.strict, effective=effective, effective_flat=eff_flat, batches=batches)
+        return made(effective=effective, effective_flat=eff_flat, batches=batches)
 
     def initial_plan(self, candidate: Any, routes: Routes | None = None) -> Plan:
         """What start() does with `candidate`: every leaf applied from `UNSET`."""

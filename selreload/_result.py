@@ -77,7 +77,7 @@ class PlannedChange:
         return f"PlannedChange({self.change!r}, {self.reason})"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Plan:
     """The result of everything up to the transaction: what a reload would do.
 
@@ -87,33 +87,67 @@ class Plan:
         strict: restart-only changes block the hot ones too.
     """
 
-    steps: tuple[PlannedChange, ...] = ()
+    _steps: tuple[PlannedChange, ...] | None = attrs.field(default=(), alias="steps")
     errors: tuple[Issue, ...] = ()
     strict: bool = False
     # What the planner built on the way, for the Reloader's transaction: the config that
     # would go live, its flattened leaves and each applier's batch of changes.
-    effective: Any = attrs.field(default=None, eq=False, repr=False)
-    effective_flat: Any = attrs.field(default=None, eq=False, repr=False)
-    batches: Any = attrs.field(default=(), eq=False, repr=False)
+    effective: Any = attrs.field(default=None, repr=False)
+    effective_flat: Any = attrs.field(default=None, repr=False)
+    batches: Any = attrs.field(default=(), repr=False)
+    # The planner's own lists. A reload reads `applied` and `rejected`, never `steps`:
+    # the steps (a `PlannedChange` per change, ~1 us each) are made when first asked for,
+    # from these and the appliers per path. Without them (`Plan(steps)`), the lists are
+    # read from the steps. Each is computed once, then kept (the plan is immutable).
+    _applied: tuple[Change, ...] | None = attrs.field(default=None, repr=False, alias="_applied")
+    _rejected: tuple[Change, ...] | None = attrs.field(default=None, repr=False, alias="_rejected")
+    _appliers: Any = attrs.field(default=None, repr=False, alias="_appliers")
+
+    @property
+    def steps(self) -> tuple[PlannedChange, ...]:
+        steps = self._steps
+        if steps is None:
+            names = self._appliers or {}
+            steps = tuple(
+                [PlannedChange(c, Action.APPLY, names.get(c.path, ())) for c in self.applied]
+                + [PlannedChange(c, Action.REJECT) for c in self.rejected]
+            )
+            object.__setattr__(self, "_steps", steps)
+        return steps
 
     @property
     def applied(self) -> tuple[Change, ...]:
-        return tuple(s.change for s in self.steps if s.action is Action.APPLY)
+        applied = self._applied
+        if applied is None:
+            applied = tuple(s.change for s in self.steps if s.action is Action.APPLY)
+            object.__setattr__(self, "_applied", applied)
+        return applied
 
     @property
     def rejected(self) -> tuple[Change, ...]:
-        return tuple(s.change for s in self.steps if s.action is Action.REJECT)
+        rejected = self._rejected
+        if rejected is None:
+            rejected = tuple(s.change for s in self.steps if s.action is Action.REJECT)
+            object.__setattr__(self, "_rejected", rejected)
+        return rejected
 
     @property
     def outcome(self) -> Outcome:
         """The outcome this plan leads to if every applier succeeds."""
         if self.errors:
             return Outcome.INVALID
-        if not self.steps:
-            return Outcome.UNCHANGED
-        if not self.applied:
-            return Outcome.REJECTED
-        return Outcome.APPLIED
+        if self.applied:
+            return Outcome.APPLIED
+        return Outcome.REJECTED if self.rejected else Outcome.UNCHANGED
+
+    def __eq__(self, other: object) -> bool:
+        # What the plan says, as before the steps were made lazily: not what it carries.
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return (self.steps, self.errors, self.strict) == (other.steps, other.errors, other.strict)
+
+    def __hash__(self) -> int:
+        return hash((self.steps, self.errors, self.strict))
 
     def table(self, *, appliers: bool = True) -> str:
         """A fixed-width table of every change, secrets masked (or the errors, or

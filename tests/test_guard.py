@@ -12,13 +12,34 @@ from hypothesis import strategies as st
 import selreload as sr
 from selreload._guard import check_tree, walk, within
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
+
+class _Map(dict[str, Any]):  # ruamel's CommentedMap and CommentedSeq are subclasses
+    pass
+
+
+class _Seq(list[Any]):
+    pass
+
+
+class _Text(str):  # EnvText is one
+    __slots__ = ()
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3), st.builds(_Text, st.text(max_size=2))
+)
 
 
 def _trees() -> st.SearchStrategy[Any]:
     return st.recursive(
         scalars,
-        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=2), inner, max_size=4)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.lists(inner, max_size=4).map(_Seq),
+            st.lists(inner, max_size=3).map(tuple),
+            st.dictionaries(st.text(max_size=2), inner, max_size=4),
+            st.dictionaries(st.text(max_size=2), inner, max_size=4).map(_Map),
+        ),
         max_leaves=40,
     )
 
@@ -61,6 +82,35 @@ def test_the_plain_walk_never_accepts_what_the_memoised_walk_refuses(tree: Any, 
     except sr.ConfigError:
         verdict = False
     assert verdict == memo
+
+
+def _within_by_value(tree: Any, max_nodes: int, max_depth: int) -> bool:
+    """`within` as first written: an `isinstance` per value, depth-first."""
+    total, stack = 1, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        values = node.values() if isinstance(node, dict) else node
+        total += len(values)
+        if total > max_nodes:
+            return False
+        for value in values:
+            if isinstance(value, dict | list | tuple):
+                if depth >= max_depth:
+                    return False
+                stack.append((value, depth + 1))
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(_trees().filter(lambda t: isinstance(t, list | dict)), shared_trees()),
+    st.integers(min_value=1, max_value=200),
+    st.integers(min_value=1, max_value=8),
+)
+def test_the_level_walk_answers_as_a_walk_value_by_value(tree: Any, max_nodes: int, max_depth: int) -> None:
+    """Containers of scalars are passed over by type in C: subclasses of containers
+    (ruamel's) still count as containers, subclasses of `str` as scalars."""
+    assert within(tree, max_nodes=max_nodes, max_depth=max_depth) == _within_by_value(tree, max_nodes, max_depth)
 
 
 def test_a_cycle_is_named_a_recursive_alias_and_a_bomb_stops_at_the_budget() -> None:

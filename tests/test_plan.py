@@ -156,3 +156,28 @@ def test_planning_does_not_touch_its_inputs() -> None:
 def test_planner_keeps_its_strictness(strict: bool) -> None:
     """A Planner plans with the strictness it was built with."""
     assert Planner(SCHEMA, strict=strict).strict is strict
+
+
+@given(levels, ports, flag_maps, levels, ports, flag_maps, st.booleans())
+def test_a_plan_reads_the_same_as_one_made_from_its_steps(
+    l1: str, p1: int, f1: dict[str, bool], l2: str, p2: int, f2: dict[str, bool], strict: bool
+) -> None:
+    """The planner hands its lists over and the steps are made when asked for: applied,
+    rejected, outcome, equality and hash are those of `Plan(steps)`, whichever is read
+    first."""
+    routes = Routes()
+    routes.add("flags", object(), "flags")
+    routes.add("level", object(), "level")
+    live, candidate = App(port=p1, level=l1, flags=f1), App(port=p2, level=l2, flags=f2)
+    lazy = plan(SCHEMA, live, candidate, routes, strict=strict)
+    first = plan(SCHEMA, live, candidate, routes, strict=strict)
+    _ = first.steps  # one plan made its steps before anything else was read, one after
+    eager = sr.Plan(steps=first.steps, strict=strict)
+    for p in (lazy, first):
+        assert (p.applied, p.rejected, p.outcome) == (eager.applied, eager.rejected, eager.outcome)
+        assert p == eager and hash(p) == hash(eager)
+    assert lazy.steps == eager.steps
+    hot = [s for s in eager.steps if s.action is Action.APPLY]
+    assert [s.change for s in hot] == list(eager.applied)
+    assert all(s.appliers == (s.change.path.split(".")[0],) for s in hot)
+    assert (sr.Plan().outcome, sr.Plan(strict=strict) == eager) == (sr.Outcome.UNCHANGED, not eager.steps)

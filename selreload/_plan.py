@@ -49,8 +49,8 @@ class Planner:
         error and nothing would be applied.
         """
         changes = self.tree.diff(live, candidate)
-        hot = [c for c in changes if c.policy is Policy.HOT]
         rejected = [c for c in changes if c.policy is not Policy.HOT]
+        hot = [c for c in changes if c.policy is Policy.HOT] if rejected else changes  # one pass, mostly
         if self.strict and rejected:
             hot, rejected = [], changes
         batches, names = routes.route(hot) if routes is not None else ([], {})

@@ -15,9 +15,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import string
 import traceback
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -109,17 +110,50 @@ _USERINFO = re.compile(
 )
 
 
+_SCHEME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "+.-")
+_SCHEME_START = re.compile(r"\b[A-Za-z]")
+
+
+def _userinfo(text: str) -> Iterator[re.Match[str]]:
+    """`_USERINFO.finditer(text)`, in time linear in the text.
+
+    The regex alone tries every position, and from each letter of a long run of scheme
+    characters (`a.a.a.a...`) reads the rest of the run looking for `://`: 0.2 s for 16,000
+    characters, quadratic. Here each `://` is found first; the match is the regex's own,
+    tried once, at the leftmost start it could have: the first letter at a word boundary
+    in the run of scheme characters before it (and not before the last match's end).
+    """
+    pos = 0
+    while (sep := text.find("://", pos)) >= 0:
+        start = sep
+        while start > pos and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        first = next((i for i in range(start, sep) if _SCHEME_START.match(text, i)), None)
+        found = _USERINFO.match(text, first) if first is not None else None
+        if found is None:
+            pos = sep + 1
+            continue
+        yield found
+        pos = found.end()
+
+
 def mask_url(text: str) -> str:
     """`postgresql://app:hunter2@db/app` -> `postgresql://app:***@db/app`; other text unchanged."""
     if "://" not in text:
         return text
-    return _USERINFO.sub(lambda m: m["head"] + MASK if m["password"] else m[0], text)
+    out: list[str] = []
+    last = 0
+    for m in _userinfo(text):
+        out += (text[last : m.start()], m["head"] + MASK if m["password"] else m[0])
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def url_passwords(value: Any) -> list[str]:
     """The passwords in the URL user-info of a string (or any strings inside `value`)."""
     if isinstance(value, str):
-        return [m["password"] for m in _USERINFO.finditer(value) if m["password"]] if "://" in value else []
+        return [m["password"] for m in _userinfo(value) if m["password"]] if "://" in value else []
     if isinstance(value, Mapping):
         return [p for v in value.values() for p in url_passwords(v)]
     if isinstance(value, list | tuple | frozenset | set):

@@ -158,7 +158,9 @@ class Positions(dict[str, str]):
 _DUPLICATE = re.compile(r'found duplicate key "(?P<key>.*?)" with value ')
 # Quoted text in a parser's problem is document text (`found character '\t'`, `found
 # undefined alias 'x'`) unless it is a token name or one punctuation character.
-_QUOTED = re.compile(r"""\s*(?:'[^']*'|"[^"]*")""")
+# Not inside a run of whitespace (`(?<!\s)`): from every space of a long run, `\s*` read
+# the run to its end before failing, quadratic in a parser problem quoting such text.
+_QUOTED = re.compile(r"""(?<!\s)\s*(?:'[^']*'|"[^"]*")""")
 _TOKEN = re.compile(r"""\s*(?:'(?:[\[\]{},:?\-]|<[\w ]+>)'|"'")""")
 # Where the parser gives up on an unclosed bracket or quote is often lines later: report
 # the opener (the context mark) for these contexts.

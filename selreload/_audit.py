@@ -22,7 +22,7 @@ from ._audit_chain import (
     HMAC_SHA256,
     O_CLOEXEC,
     canonical,
-    encode,
+    encoded,
     last_hash,
     load_key,
     lock_file,
@@ -125,7 +125,7 @@ class _Chain:
         if key is not None:
             record["alg"] = HMAC_SHA256
         record["prev_hash"] = self.head
-        body = encode(record).encode()
+        body = encoded(record)
         digest = mac(body, key)
         line = body[:-1] + b',"hash":"' + digest.encode() + b'"}\n'
         # A torn tail (a crash mid-write) gets its newline first: the record never glues on.

@@ -48,10 +48,17 @@ def encode(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def encoded(record: dict[str, Any]) -> bytes:
+    """`encode(record)` in UTF-8. An unpaired surrogate (from a JSON `\\ud800` escape or a
+    file name of undecodable bytes) is written as its JSON escape, which a reader decodes
+    back to the same string: the line stays valid UTF-8 and its hash verifies."""
+    return encode(record).encode("utf-8", "backslashreplace")
+
+
 def canonical(record: dict[str, Any]) -> bytes:
     """The bytes a record's hash covers: compact UTF-8 JSON of every field but `hash`, in
     the record's order (JSON parsers keep key order, so a reader rebuilds it exactly)."""
-    return encode({k: v for k, v in record.items() if k != "hash"}).encode()
+    return encoded({k: v for k, v in record.items() if k != "hash"})
 
 
 def mac(body: bytes, key: bytes | None) -> str:

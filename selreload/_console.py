@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import importlib.resources
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -15,13 +16,25 @@ from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from ._audit_read import scan_audit, verify_audit
 from ._diff import Flattener, diff
 from ._mask import plain
 from ._present import change_to_json
+
+
+class JSONResponse(_StarletteJSON):
+    """Starlette's JSON response, in UTF-8 that any string fits: an unpaired surrogate (a
+    file name of undecodable bytes, a JSON `\\ud800` escape) is sent as its JSON escape,
+    where Starlette's strict encoding turned the whole answer into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
 
 _AUDIT_SHOWN: Final = 20
 

@@ -22,6 +22,26 @@ class SelreloadError(Exception):
     """Base class of every error selreload raises on purpose."""
 
 
+def encodable(text: str) -> str:
+    """`text` with unpaired surrogates escaped (`\\ud800`): what UTF-8 can carry.
+
+    JSON decodes a lone `"\\ud800"` into a string no UTF-8 writer accepts; a file name of
+    undecodable bytes holds such characters too (`os.fsdecode`). Where they reached an
+    issue, the audit line, a log file and the admin API's JSON could not be written.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _encodable_or_none(text: str | None) -> str | None:
+    return None if text is None else encodable(text)
+
+
 @attrs.frozen
 class Issue:
     """One problem found in a candidate config.
@@ -34,9 +54,9 @@ class Issue:
             `None` when unknown.
     """
 
-    path: str
-    message: str
-    origin: str | None = None
+    path: str = attrs.field(converter=encodable)
+    message: str = attrs.field(converter=encodable)
+    origin: str | None = attrs.field(default=None, converter=_encodable_or_none)
 
     def __str__(self) -> str:
         head = f"{self.origin}: " if self.origin else ""

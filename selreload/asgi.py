@@ -45,13 +45,13 @@ try:
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import Response
     from starlette.routing import Route
     from starlette.types import ASGIApp, Receive, Scope, Send
 except ModuleNotFoundError as exc:  # without the extra: one line naming it
     raise missing(exc, feature="selreload.asgi") from None
 
-from ._console import Console
+from ._console import Console, JSONResponse
 from ._errors import ConfigError
 from ._mask import masked_plain
 from ._metrics import exposition

@@ -55,6 +55,17 @@ def shared_trees(draw: st.DrawFn) -> Any:
     return {"root": out}
 
 
+def budgeted_trees(test: Any) -> Any:
+    """300 trees (plain or with shared subtrees) and a node and a depth budget for each."""
+    return settings(max_examples=300, deadline=None)(
+        given(
+            st.one_of(_trees().filter(lambda t: isinstance(t, list | dict)), shared_trees()),
+            st.integers(min_value=1, max_value=200),
+            st.integers(min_value=1, max_value=8),
+        )(test)
+    )
+
+
 def _walk_ok(tree: Any, max_nodes: int, max_depth: int) -> bool:
     try:
         walk(tree, "t", max_nodes=max_nodes, max_depth=max_depth)
@@ -63,12 +74,7 @@ def _walk_ok(tree: Any, max_nodes: int, max_depth: int) -> bool:
     return True
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(_trees().filter(lambda t: isinstance(t, list | dict)), shared_trees()),
-    st.integers(min_value=1, max_value=200),
-    st.integers(min_value=1, max_value=8),
-)
+@budgeted_trees
 def test_the_plain_walk_never_accepts_what_the_memoised_walk_refuses(tree: Any, max_nodes: int, max_depth: int) -> None:
     """`check_tree` (plain walk first, memoised walk when it says over) refuses exactly
     what the memoised walk alone refuses. (The plain walk may be stricter in one corner:
@@ -101,12 +107,7 @@ def _within_by_value(tree: Any, max_nodes: int, max_depth: int) -> bool:
     return True
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(_trees().filter(lambda t: isinstance(t, list | dict)), shared_trees()),
-    st.integers(min_value=1, max_value=200),
-    st.integers(min_value=1, max_value=8),
-)
+@budgeted_trees
 def test_the_level_walk_answers_as_a_walk_value_by_value(tree: Any, max_nodes: int, max_depth: int) -> None:
     """Containers of scalars are passed over by type in C: subclasses of containers
     (ruamel's) still count as containers, subclasses of `str` as scalars."""

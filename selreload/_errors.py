@@ -17,29 +17,11 @@ from collections.abc import Iterable
 
 import attrs
 
+from ._values import encodable
+
 
 class SelreloadError(Exception):
     """Base class of every error selreload raises on purpose."""
-
-
-def encodable(text: str) -> str:
-    """`text` with unpaired surrogates escaped (`\\ud800`): what UTF-8 can carry.
-
-    JSON decodes a lone `"\\ud800"` into a string no UTF-8 writer accepts; a file name of
-    undecodable bytes holds such characters too (`os.fsdecode`). Where they reached an
-    issue, the audit line, a log file and the admin API's JSON could not be written.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-def _encodable_or_none(text: str | None) -> str | None:
-    return None if text is None else encodable(text)
 
 
 @attrs.frozen
@@ -56,7 +38,7 @@ class Issue:
 
     path: str = attrs.field(converter=encodable)
     message: str = attrs.field(converter=encodable)
-    origin: str | None = attrs.field(default=None, converter=_encodable_or_none)
+    origin: str | None = attrs.field(default=None, converter=attrs.converters.optional(encodable))
 
     def __str__(self) -> str:
         head = f"{self.origin}: " if self.origin else ""

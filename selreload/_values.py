@@ -106,11 +106,19 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def encodable(text: str) -> str:
+    """`text` with unpaired surrogates escaped (`\\ud800`): what UTF-8 can carry.
+
+    JSON decodes a lone `"\\ud800"` into a string no UTF-8 writer accepts; a file name of
+    undecodable bytes holds such characters too (`os.fsdecode`). Every `Issue` is made of
+    such text: in one, they stopped the audit line and the admin API's JSON.
+    """
+    return text if text_problem(text) is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def printable(key: object) -> object:
     """A mapping key as a path may show it: unpaired surrogates escaped (`\\ud800`)."""
-    if isinstance(key, str) and text_problem(key) is not None:
-        return key.encode("utf-8", "backslashreplace").decode("utf-8")
-    return key
+    return encodable(key) if isinstance(key, str) else key
 
 
 def float_problem(value: float) -> str | None:

@@ -235,7 +235,10 @@ def defects(h: Harness, text: str) -> list[str]:
     status = json.dumps(h.reloader.status(), default=str)
     for where, shown in [("str(result)", str(result)), ("status()", status)]:
         for allowed in h.plain:
-            shown = shown.replace(repr(allowed), "").replace(json.dumps(allowed)[1:-1], "").replace(allowed, "")
+            # As a change renders it: JSON-quoted, non-ASCII kept (`"db.al¶ \"<marker>\""`).
+            for form in (repr(allowed), json.dumps(allowed)[1:-1], json.dumps(allowed, ensure_ascii=False)[1:-1]):
+                shown = shown.replace(form, "")
+            shown = shown.replace(allowed, "")
         if MARKER in shown:
             found.append(f"the secret is in {where}: {shown[:300]}")
     if cpu > 1.0 or elapsed > 10.0:

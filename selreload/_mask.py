@@ -25,7 +25,7 @@ import attrs
 
 from ._backend import declared_secret, field_names
 from ._paths import join
-from ._values import UNSET, EnvText, ordered, scalar_to_plain
+from ._values import UNSET, EnvText, kind, ordered, scalar_to_plain
 
 if TYPE_CHECKING:
     from ._schema import Schema
@@ -237,11 +237,32 @@ def config_repr(self: Any) -> str:
 
 
 def show(value: Any, *, secret: bool) -> str:
-    """A raw value as an error message quotes it: masked for secrets, cut when long."""
+    """A raw value as an error message quotes it: masked for secrets, cut when long.
+
+    A mapping or a list is described by its size, never quoted: one found where a scalar
+    belongs is most often a block that a mis-indented line swallowed, and the lines it
+    swallowed may be a sibling's secret (`host:` left empty above `  password: ...`).
+    """
     if secret:
         return MASK
+    if isinstance(value, Mapping):
+        return _count(len(value), "a mapping of {} key")
+    if isinstance(value, list | tuple):
+        return _count(len(value), "a list of {} item")
     text = value_repr(str(value) if isinstance(value, EnvText) else value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def got(value: Any, *, secret: bool) -> str:
+    """What an error message says it found: `int 5`, `str 'x'`, `int ***` for a secret,
+    `a list of 2 items` for a container (see `show`)."""
+    if isinstance(value, Mapping | list | tuple) and not secret:
+        return show(value, secret=False)
+    return f"{kind(value)} {show(value, secret=secret)}"
+
+
+def _count(n: int, form: str) -> str:
+    return form.format(f"{n:,}") + ("" if n == 1 else "s")
 
 
 # --- which fields of a class are secret -------------------------------------------------------

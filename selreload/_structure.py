@@ -32,7 +32,7 @@ import cattrs
 from ._backend import is_pydantic
 from ._errors import Issue
 from ._guard import MAX_DEPTH
-from ._mask import MASK, hidden, show
+from ._mask import MASK, got, hidden, show
 from ._paths import hint, item, join
 from ._schema import Schema, is_config
 from ._validate import collect_validation_issues
@@ -188,7 +188,7 @@ class Structurer:
                 if t in _TRUE or t in _FALSE:
                     return t in _TRUE
                 return self._fail(issues, path, f"expected a bool (true/false/1/0), got {show(v, secret=secret)}")
-            return self._fail(issues, path, f"expected a bool, got {kind(v)} {show(v, secret=secret)}")
+            return self._fail(issues, path, f"expected a bool, got {got(v, secret=secret)}")
 
         return s
 
@@ -208,7 +208,7 @@ class Structurer:
                         return int(t)
                     except ValueError:  # the process lowered sys.set_int_max_str_digits()
                         return self._fail(issues, path, f"integer too long: {digits:,} digits")
-            return self._fail(issues, path, f"expected an int, got {kind(v)} {show(v, secret=secret)}")
+            return self._fail(issues, path, f"expected an int, got {got(v, secret=secret)}")
 
         return s
 
@@ -233,7 +233,7 @@ class Structurer:
                 if problem is None:
                     return v
                 return self._fail(issues, path, f"{problem}, got {show(v, secret=secret)}")
-            return self._fail(issues, path, f"expected a number, got {kind(v)} {show(v, secret=secret)}")
+            return self._fail(issues, path, f"expected a number, got {got(v, secret=secret)}")
 
         return s
 
@@ -244,7 +244,7 @@ class Structurer:
                 if problem is not None:
                     return self._fail(issues, path, problem)
                 return str(v)
-            return self._fail(issues, path, f"expected a string, got {kind(v)} {show(v, secret=secret)}")
+            return self._fail(issues, path, f"expected a string, got {got(v, secret=secret)}")
 
         return s
 
@@ -298,7 +298,7 @@ class Structurer:
                 if v in by_text:
                     return by_text[v]
             # `type(o) is type(v)` keeps True from matching an option 1.
-            elif v in lookup and any(type(o) is type(v) and o == v for o in options):
+            elif any(type(o) is type(v) and o == v for o in options):
                 return lookup[v]
             return self._fail(issues, path, f"must be one of {listed} (got {show(v, secret=secret)})")
 
@@ -322,7 +322,7 @@ class Structurer:
                 out = f(v, path, trial)
                 if out is not _BAD and not trial:
                     return out
-            return self._fail(issues, path, f"expected {names}, got {kind(v)} {show(v, secret=secret)}")
+            return self._fail(issues, path, f"expected {names}, got {got(v, secret=secret)}")
 
         return s
 

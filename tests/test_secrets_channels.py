@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import pathlib
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -331,6 +332,39 @@ def test_a_yaml_tag_error_on_a_secret_does_not_quote_it(
     out, err = io.StringIO(), io.StringIO()
     main(["check", "--schema", "secretcfg:App", "config.yaml"], out=out, err=err)
     channels.keep("cli check", out.getvalue(), err.getvalue())
+    assert channels.leaks() == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [f"\n    password: {MARKER}", f"\n    - password: {MARKER}", f"\n    - {MARKER}", f"[{MARKER}]"],
+    ids=["mapping", "list of mappings", "list", "flow list"],
+)
+def test_a_secret_swallowed_by_a_mis_indented_block_is_not_quoted(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, work: Any, host: str
+) -> None:
+    """`host:` left empty above an indented `password: <secret>` makes host a mapping: the
+    error names the place and the shape it found, never the lines it swallowed."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="selreload")  # whatever level an earlier test left it at
+    channels = Channels(tmp_path, caplog)
+    path = tmp_path / "config.yaml"
+    write_atomic(path, doc())
+    r = channels.reloader(work.App, path)
+    with r:
+        write_atomic(path, doc(host=host))
+        result = r.reload()
+        assert result.outcome is sr.Outcome.INVALID
+        # The place is the value's own line (the indented one, or `host:`'s for a flow list).
+        assert any(
+            re.search(r"config\.yaml:[78]:\d+: db\.host: expected a string, got a (mapping|list) of 1 ", str(e))
+            for e in result.errors
+        ), result.errors
+        channels.keep("swallowed", result, *result.errors, r.status())
+    out, err = io.StringIO(), io.StringIO()
+    main(["check", "--schema", "secretcfg:App", "config.yaml"], out=out, err=err)
+    channels.keep("cli check", out.getvalue(), err.getvalue())
+    assert "db.host" in err.getvalue() + out.getvalue()
     assert channels.leaks() == []
 
 

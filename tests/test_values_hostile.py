@@ -4,10 +4,12 @@ an exception out of `reload()`, and the live config stays as it was."""
 from __future__ import annotations
 
 import datetime
+import enum
+import ipaddress
 import pathlib
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -211,3 +213,64 @@ def test_env_text_never_raises(tp: Any, text: str) -> None:
     for issue in issues:
         issue.message.encode("utf-8")  # every message can be written to the audit log
         issue.path.encode("utf-8")
+
+
+# --- property: any parsed value, for any field type, is a value or issues at its path ------------
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@sr.config
+class Pair:
+    host: str = sr.hot(default="h")
+    port: int = sr.hot(default=1)
+
+
+PARSED_TYPES = [
+    *TYPES,
+    Color,
+    Literal["a", "b"],
+    Literal[1, 2],
+    tuple[int, str],
+    frozenset[str],
+    set[int],
+    dict[str, Color],
+    list[Pair],
+    Pair,
+    pathlib.Path,
+    ipaddress.IPv4Address,
+    float | str,
+    Color | None,
+]
+# What the YAML, JSON and TOML parsers hand over: scalars (dates too), lists and mappings.
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(["red", "a", "1h", "127.0.0.1", "\ud800"]),
+    st.dates(),
+    st.datetimes(),
+)
+PARSED = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(PARSED_TYPES), PARSED)
+def test_a_parsed_value_never_raises(tp: Any, raw: Any) -> None:
+    """Any value a parser can produce, for any field type: a value or issues naming a place
+    under the field, never an exception (which `reload()` would only report as "failed
+    unexpectedly", with no place)."""
+    value, issues = S.structure_value(raw, tp, "x")
+    assert (value is None) == bool(issues) or (value is None and not issues)
+    for issue in issues:
+        assert issue.path == "x" or issue.path.startswith(("x.", "x[")), issue
+        issue.message.encode("utf-8")

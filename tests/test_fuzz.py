@@ -4,13 +4,14 @@ show the secret: every reload returns an Outcome, in well under a second."""
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 import pathlib
 import random
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -21,6 +22,11 @@ from prometheus_client import CollectorRegistry
 import selreload as sr
 
 MARKER = "Zq7MARKERs3cr3t"
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+    SAFE = "safe"
 
 
 @sr.config
@@ -39,13 +45,15 @@ class App:
     db: Db = sr.field(factory=Db)
     flags: dict[str, bool] = sr.hot(factory=dict)
     tags: list[str] = sr.hot(factory=list)
+    mode: Mode = sr.hot(default=Mode.FAST)  # enum and Literal fields: choices met by any value
+    size: Literal[1, 2, 4] = sr.hot(default=1)
 
 
 DOCS = {
     "yaml": (
         "level: debug\nttl: 30m\nratio: 0.25\nport: 8080\n"
         f'db:\n  host: db.local\n  password: "{MARKER}"\n  pool: 8\n'
-        "flags:\n  new_checkout: true\n  beta: false\ntags: [a, b]\n"
+        "flags:\n  new_checkout: true\n  beta: false\ntags: [a, b]\nmode: safe\nsize: 2\n"
     ),
     "json": json.dumps(
         {
@@ -56,11 +64,13 @@ DOCS = {
             "db": {"host": "db.local", "password": MARKER, "pool": 8},
             "flags": {"new_checkout": True, "beta": False},
             "tags": ["a", "b"],
+            "mode": "safe",
+            "size": 2,
         },
         indent=2,
     ),
     "toml": (
-        'level = "debug"\nttl = "30m"\nratio = 0.25\nport = 8080\ntags = ["a", "b"]\n'
+        'level = "debug"\nttl = "30m"\nratio = 0.25\nport = 8080\ntags = ["a", "b"]\nmode = "safe"\nsize = 2\n'
         f'[db]\nhost = "db.local"\npassword = "{MARKER}"\npool = 8\n'
         "[flags]\nnew_checkout = true\nbeta = false\n"
     ),
@@ -72,6 +82,8 @@ ENV = {
     "FZ_DB__PASSWORD": MARKER,
     "FZ_FLAGS": '{"new_checkout": true}',
     "FZ_TAGS": '["a", "b"]',
+    "FZ_MODE": "safe",
+    "FZ_SIZE": "2",
 }
 HOSTILE = [
     "!!int ",

@@ -274,3 +274,30 @@ def test_a_parsed_value_never_raises(tp: Any, raw: Any) -> None:
     for issue in issues:
         assert issue.path == "x" or issue.path.startswith(("x.", "x[")), issue
         issue.message.encode("utf-8")
+
+
+MARK = "SECRETMARKER-77"
+# Parsed values that hold the marker somewhere: as a scalar, or deep inside a list or a mapping.
+MARKED = st.recursive(
+    st.one_of(st.just(MARK), st.builds(lambda a: f"{a}{MARK}", st.text(max_size=5)), SCALARS),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("abc"), inner, max_size=3)),
+    max_leaves=8,
+).filter(lambda v: MARK in repr(v))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PARSED_TYPES), MARKED)
+def test_a_secret_fields_value_is_never_quoted(tp: Any, raw: Any) -> None:
+    """A secret field of any type, given any value holding the secret: no issue quotes it."""
+    _, issues = S.structure_value(raw, tp, "x", secret=True)
+    assert not any(MARK in f"{i.path}: {i.message}" for i in issues), issues
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PARSED_TYPES), MARKED.filter(lambda v: isinstance(v, list | dict)))
+def test_a_container_where_it_does_not_belong_is_never_quoted(tp: Any, raw: Any) -> None:
+    """A list or mapping refused as a whole is described by its shape: whatever a
+    mis-indented block swallowed (a sibling's secret) is not in the message. Only what the
+    field's own type reads item by item may show, under the item's own path."""
+    _, issues = S.structure_value(raw, tp, "x")
+    assert not any(MARK in i.message for i in issues if i.path == "x"), issues

@@ -5,14 +5,17 @@ from __future__ import annotations
 import ast
 import collections.abc
 import datetime
+import decimal
 import enum
 import inspect
+import ipaddress
 import itertools
 import json
 import pathlib
 import textwrap
 import types
 import typing
+import uuid
 from typing import Any, Final
 
 import attrs
@@ -186,6 +189,15 @@ _SIMPLE: Final[dict[Any, dict[str, Any]]] = {
     type(None): {"type": "null"},
     datetime.datetime: {"type": "string", "format": "date-time"},
     datetime.date: {"type": "string", "format": "date"},
+    datetime.time: {"type": "string", "format": "time"},
+    ipaddress.IPv4Address: {"type": "string", "format": "ipv4"},
+    ipaddress.IPv6Address: {"type": "string", "format": "ipv6"},
+    ipaddress.IPv4Network: {"type": "string"},
+    ipaddress.IPv6Network: {"type": "string"},
+    ipaddress.IPv4Interface: {"type": "string"},
+    ipaddress.IPv6Interface: {"type": "string"},
+    uuid.UUID: {"type": "string", "format": "uuid"},
+    decimal.Decimal: {"type": ["number", "string"]},
 }
 
 _NO_DEFAULT: Final = object()

@@ -38,6 +38,7 @@ from ._schema import Schema, is_config
 from ._validate import collect_validation_issues
 from ._values import (
     MAX_INT_DIGITS,
+    TEXT_TYPES,
     EnvText,
     FrozenDict,
     FrozenList,
@@ -162,6 +163,8 @@ class Structurer:
             return self._timedelta(secret)
         if tp is type(None):
             return self._none()
+        if tp in TEXT_TYPES:
+            return self._text_type(tp, secret)
         if tp is pathlib.Path:
             str_fn = self._str(secret)
             return lambda v, p, e: _BAD if (s := str_fn(v, p, e)) is _BAD else pathlib.Path(s)
@@ -254,6 +257,19 @@ class Structurer:
             if isinstance(td, datetime.timedelta):
                 return td
             return self._fail(issues, path, f"{td}, got {show(v, secret=secret)}")
+
+        return s
+
+    def _text_type(self, tp: type, secret: bool) -> StructureFn:
+        what, read = TEXT_TYPES[tp]
+
+        def s(v: Any, path: str, issues: list[Issue]) -> Any:
+            if type(v) is tp:  # a date or time YAML and TOML read themselves
+                return v
+            out = read(v)
+            if out is None:
+                return self._fail(issues, path, f"expected {what}, got {got(v, secret=secret)}")
+            return out
 
         return s
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import enum
+import ipaddress
 import math
 import pathlib
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
 
@@ -126,6 +129,68 @@ def float_problem(value: float) -> str | None:
     if math.isfinite(value):
         return None
     return "expected a finite number (inf and nan are refused)"
+
+
+# --- values written as text: addresses, networks, UUIDs, decimals, dates and times --------
+
+
+def _decimal(value: object) -> decimal.Decimal | None:
+    if type(value) is int:
+        return decimal.Decimal(value)
+    if type(value) is float:
+        # The shortest text that reads back as this float: what the file says (`0.1`, not
+        # the binary fraction 0.1000000000000000055...).
+        return decimal.Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            out = decimal.Decimal(value.strip() if type(value) is EnvText else value)
+        except (decimal.InvalidOperation, ValueError):
+            return None
+        return out if out.is_finite() else None  # config numbers are finite, as floats are
+    return None
+
+
+def _from_text(parse: Callable[[str], Any]) -> Callable[[object], Any]:
+    def read(value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        try:
+            return parse(value.strip() if type(value) is EnvText else value)
+        except ValueError:  # every parser here says "not this" with ValueError (or a subclass)
+            return None
+
+    return read
+
+
+TEXT_TYPES: Final[dict[type, tuple[str, Callable[[object], Any]]]] = {
+    ipaddress.IPv4Address: ("an IPv4 address like '10.0.0.1'", _from_text(ipaddress.IPv4Address)),
+    ipaddress.IPv6Address: ("an IPv6 address like '2001:db8::1'", _from_text(ipaddress.IPv6Address)),
+    # Strict: `10.0.0.1/8` has host bits set and is refused, not read as 10.0.0.0/8.
+    ipaddress.IPv4Network: ("an IPv4 network like '10.0.0.0/8'", _from_text(ipaddress.IPv4Network)),
+    ipaddress.IPv6Network: ("an IPv6 network like '2001:db8::/32'", _from_text(ipaddress.IPv6Network)),
+    ipaddress.IPv4Interface: ("an IPv4 interface like '10.0.0.1/8'", _from_text(ipaddress.IPv4Interface)),
+    ipaddress.IPv6Interface: ("an IPv6 interface like '2001:db8::1/64'", _from_text(ipaddress.IPv6Interface)),
+    uuid.UUID: ("a UUID like '12345678-1234-5678-1234-567812345678'", _from_text(uuid.UUID)),
+    decimal.Decimal: ("a finite decimal number like 0.10 or '0.10'", _decimal),
+    datetime.date: ("an ISO 8601 date like 2026-12-03", _from_text(datetime.date.fromisoformat)),
+    datetime.datetime: (
+        "an ISO 8601 date and time like 2026-12-03T10:30:00+00:00",
+        _from_text(datetime.datetime.fromisoformat),
+    ),
+    datetime.time: ("an ISO 8601 time like 10:30:00", _from_text(datetime.time.fromisoformat)),
+}
+"""Field types read from text (YAML, TOML and tomllib's own dates and times are taken as
+they are): `type -> (what the error message expects, read)`, `read` giving None for a value
+it cannot read."""
+
+_AS_TEXT: Final = (
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+    uuid.UUID,
+    decimal.Decimal,
+)
 
 
 # --- durations ----------------------------------------------------------------------------
@@ -281,8 +346,10 @@ def scalar_to_plain(value: Any) -> Any:
         return value.value
     if isinstance(value, pathlib.PurePath):
         return str(value)
-    if isinstance(value, datetime.datetime | datetime.date):
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
+    if isinstance(value, _AS_TEXT):  # interfaces are addresses
+        return str(value)
     if callable(getattr(value, "get_secret_value", None)):
         return str(value)  # pydantic's SecretStr / SecretBytes render themselves masked
     return value

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 import selreload as sr
 from selreload._schema import Schema
 from selreload._structure import MAX_JSON_TEXT, Structurer
-from selreload._values import EnvText
+from selreload._values import TEXT_TYPES, EnvText
 
 
 @sr.config
@@ -241,7 +241,8 @@ PARSED_TYPES = [
     list[Pair],
     Pair,
     pathlib.Path,
-    ipaddress.IPv4Address,
+    *TEXT_TYPES,  # addresses, networks, UUIDs, decimals, dates and times
+    list[ipaddress.IPv4Network],
     float | str,
     Color | None,
 ]

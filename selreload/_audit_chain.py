@@ -26,6 +26,8 @@ import json
 import os
 from typing import Any, Final
 
+from ._values import load_json
+
 try:  # POSIX: also keeps writers in other processes from interleaving the chain.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -136,8 +138,8 @@ def _hash_of(line: bytes) -> str | None:
     if not line.strip():
         return None
     try:
-        record = json.loads(line)
-    except ValueError:
+        record = load_json(line)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
         return None
     value = record.get("hash") if isinstance(record, dict) else None
     return value if isinstance(value, str) else None

@@ -22,6 +22,7 @@ from ._audit_chain import (
     record_hash,
     unlock_file,
 )
+from ._values import TooDeep, load_json
 
 _MAX_LINE = 64 * 1024 * 1024  # longer lines are read in pieces and reported, never held whole
 _MAX_NAMED = 10_000  # lines named per kind in a verification; the rest are counted
@@ -145,9 +146,6 @@ def scan_audit(path: str | os.PathLike[str], *, key: bytes | None = None) -> Ite
         yield AuditLine(*line)
 
 
-_decode = json.JSONDecoder().decode  # on str: json.loads(bytes) guesses the encoding each time
-
-
 def _scan(path: str | os.PathLike[str], key: bytes | None) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
     """(line, record, kind, reason) of every line. After a bad record the check goes on
     from the hash that record claims, so every later edit is found too."""
@@ -158,7 +156,10 @@ def _scan(path: str | os.PathLike[str], key: bytes | None) -> Iterator[tuple[int
             yield number, None, "tampered", f"longer than {_MAX_LINE} bytes: not an audit record"
             continue
         try:
-            record = _decode(raw.decode())
+            record = load_json(raw)
+        except TooDeep as exc:  # a write cut short cannot nest deeper than what was written
+            yield number, None, "tampered", f"not a JSON record: {exc}: an edit"
+            continue
         except ValueError:  # UnicodeDecodeError included: a write cut inside a character
             if _torn(raw):
                 yield number, None, "torn", f"torn line ({len(raw)} bytes): a write cut short, skipped"
@@ -284,7 +285,9 @@ def read_audit(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if raw is None:
             raise ValueError(f"{name}:{number}:1: not a JSON record: longer than {_MAX_LINE} bytes")
         try:
-            record = json.loads(raw)
+            record = load_json(raw)
+        except TooDeep as exc:
+            raise ValueError(f"{name}:{number}:1: not a JSON record: {exc}") from None
         except json.JSONDecodeError as exc:
             if _torn(raw):
                 continue

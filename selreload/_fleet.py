@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +26,7 @@ from ._result import Outcome
 from ._rollout_record import RolloutRecord, rollout_key
 from ._schema import Schema
 from ._structure import Structurer
+from ._values import load_json
 from ._yaml import parse_document
 
 
@@ -99,7 +99,7 @@ class FleetRow:
     @classmethod
     def parse(cls, instance: str, body: bytes) -> FleetRow:
         try:
-            doc = json.loads(body)
+            doc = load_json(body)
         except ValueError:
             doc = None
         if not isinstance(doc, dict):

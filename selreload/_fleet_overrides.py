@@ -38,6 +38,7 @@ from ._etcd_client import Session, T
 from ._etcd_shared import one_shot
 from ._statedir import active_entries, answer_summary, iso, now_iso
 from ._typing import Layer
+from ._values import load_json
 from ._workers import check_override_path, override_origin, override_tree
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def parse_record(body: bytes | None) -> dict[str, Any]:
     """An overrides or control record; `{"seq": 0, "entries": []}` for a missing or
     unreadable one (an instance never fails on it: it runs the document alone)."""
     try:
-        doc = json.loads(body) if body is not None else {}
+        doc = load_json(body) if body is not None else {}
     except ValueError:
         doc = {}
     if not isinstance(doc, dict):

@@ -41,9 +41,20 @@ def parse_ttl(text: Any) -> float | None:
 
 
 def parse_value(text: str) -> Any:
-    """A value as YAML reads it: `5` an int, `true` a bool, `[a, b]` a list, `debug` text."""
+    """A value as YAML reads it: `5` an int, `true` a bool, `[a, b]` a list, `debug` text.
+
+    Raises:
+        ValueError: nested too deeply. The depth check the files get comes first: 100,000
+            `[` (or 40,000 `? `) crashed the C loader with a segmentation fault.
+    """
+    from ._errors import ConfigError
+    from ._guard import prescan
     from ._yaml import safe_yaml
 
+    try:
+        prescan(text, "")
+    except ConfigError as exc:
+        raise ValueError(exc.issues[0].message) from None
     try:
         return safe_yaml().load(text) if text.strip() else ""
     except Exception:  # noqa: BLE001 - not YAML: the text as it is
@@ -61,7 +72,10 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
         path, eq, value = item.partition("=")
         if not eq or not path.strip():
             raise ValueError(f"expected PATH=VALUE, got {item!r}")
-        out[path.strip()] = parse_value(value)
+        try:
+            out[path.strip()] = parse_value(value)
+        except ValueError as exc:
+            raise ValueError(f"{path.strip()}: {exc}") from None
     return out
 
 

@@ -56,19 +56,29 @@ class RolloutStatus:
 
     record: RolloutRecord | None
     fleet: FleetStatus
+    problem: str | None = None  # what the record key holds instead of a rollout record
 
     def render(self) -> str:
-        head = self.record.summary() if self.record is not None else f"no rollout in progress on {self.fleet.key}"
+        if self.record is not None:
+            head = self.record.summary()
+        else:
+            head = self.problem or f"no rollout in progress on {self.fleet.key}"
         return head + "\n" + self.fleet.render()
 
     def to_json(self) -> dict[str, Any]:
         # The record whole, not the fleet's one-line summary of it (that was shadowing it).
         fleet = self.fleet.to_json()
-        return {**fleet, "rollout": self.record.to_json() if self.record else None, "summary": fleet["rollout"]}
+        rollout = self.record.to_json() if self.record else None
+        return {**fleet, "rollout": rollout, "summary": fleet["rollout"], "problem": self.problem}
 
 
 class _Failed(Exception):
     """A canary NACKed, turned unhealthy, vanished or timed out."""
+
+
+class _Spoiled(ValueError):
+    """The rollout key holds something that is not a rollout record (an edit by hand, a
+    writer that is not selreload): `abort` removes it, nothing else reads past it."""
 
 
 class Rollout:
@@ -99,11 +109,17 @@ class Rollout:
         found, _ = self._run(lambda s: s.read(keys))
         record = found.get(keys[0])
         candidate = found.get(keys[1])
-        parsed = RolloutRecord.loads(record[0], record[1]) if record is not None else None
+        try:
+            parsed = RolloutRecord.loads(record[0], record[1]) if record is not None else None
+        except ValueError as exc:
+            raise _Spoiled(f"{keys[0]}: {exc}") from None
         return parsed, candidate[0] if candidate is not None else None
 
     def status(self) -> RolloutStatus:
-        record, _ = self._record()
+        try:
+            record, _ = self._record()
+        except _Spoiled as exc:
+            return RolloutStatus(None, self._fleet(), problem=f"{exc}; `selreload rollout abort` removes it")
         return RolloutStatus(record, self._fleet())
 
     def _fleet(self) -> FleetStatus:
@@ -145,7 +161,10 @@ class Rollout:
         if planned.current == planned.document:
             return RolloutResult(0, f"etcd {self.key} already holds {planned.file}: nothing to roll out")
         if not self._lock():
-            got, _ = self._record()
+            try:
+                got, _ = self._record()
+            except _Spoiled as exc:
+                return RolloutResult(1, f"{exc}: nothing written; `selreload rollout abort` removes it")
             what = (
                 f"{got.summary()} is in progress (its driver is alive)" if got else "another push is starting a rollout"
             )
@@ -173,7 +192,10 @@ class Rollout:
                 )
             )
             if not ok:
-                got, _ = self._record()
+                try:
+                    got, _ = self._record()
+                except _Spoiled as exc:
+                    return RolloutResult(1, f"{exc}: nothing written; `selreload rollout abort` removes it")
                 if got is not None:
                     return RolloutResult(1, f"etcd {self.key}: {got.summary()} is in progress: resume or abort it")
                 return RolloutResult(3, f"etcd {self.key} moved since the plan: nothing written; push again")
@@ -194,7 +216,10 @@ class Rollout:
                 f" lock lapses within {LOCK_TTL}s)",
             )
         try:
-            record, candidate = self._record()
+            try:
+                record, candidate = self._record()
+            except _Spoiled as exc:
+                return RolloutResult(1, f"{exc}: nothing to resume; `selreload rollout abort` removes it")
             if record is None or candidate is None:
                 return RolloutResult(1, f"no rollout in progress on {self.key}: nothing to resume")
             self._say(f"resuming {record.summary()} (by {actor})")
@@ -204,7 +229,11 @@ class Rollout:
 
     def abort(self) -> RolloutResult:
         """Revert: the canaries go back to the document at the key."""
-        record, _ = self._record()
+        try:
+            record, _ = self._record()
+        except _Spoiled as exc:
+            self._remove()
+            return RolloutResult(0, f"removed {exc}; every instance runs {self.key}")
         if record is None:
             return RolloutResult(1, f"no rollout in progress on {self.key}: nothing to abort")
         self._revert(record)
@@ -241,7 +270,10 @@ class Rollout:
         )
         if not ok:
             raise _Failed("the rollout record changed under this driver (aborted, or another driver)")
-        got, _ = self._record()
+        try:
+            got, _ = self._record()
+        except _Spoiled as exc:
+            raise _Failed(f"the rollout record was overwritten: {exc}") from None
         if got is None:
             raise _Failed("the rollout record vanished (aborted)")
         self._say(f"stage {index + 1} of {len(record.stages)}: canaries {', '.join(got.canaries)}")
@@ -280,9 +312,13 @@ class Rollout:
         return RolloutResult(0, f"promoted {record.file} to etcd {self.key} after {len(record.stages) - 1} stage(s)")
 
     def _revert(self, record: RolloutRecord) -> None:
+        self._remove()
+        self._say(f"reverted rollout {record.id}: canaries fall back to {self.key}")
+
+    def _remove(self) -> None:
+        """Delete the record and the candidate: every instance runs the key's document."""
         rkey, ckey = rollout_key(self.key).encode(), candidate_key(self.key).encode()
         self._run(lambda s: s.txn(lambda t: [t.version(rkey) > 0], lambda t: [t.delete(rkey), t.delete(ckey)]))
-        self._say(f"reverted rollout {record.id}: canaries fall back to {self.key}")
 
 
 def _problem(row: FleetRow | None, record: RolloutRecord, bake: bool) -> str | None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from ._values import load_json
+
 
 def rollout_key(key: str) -> str:
     return f"{key}.rollout"
@@ -125,7 +127,7 @@ class RolloutRecord:
     def loads(cls, body: bytes, revision: int) -> RolloutRecord:
         """Raises ValueError: not a rollout record."""
         try:
-            doc = json.loads(body)
+            doc = load_json(body)
             return cls(
                 id=str(doc["id"]),
                 file=str(doc["file"]),
@@ -159,7 +161,7 @@ def canary_value(record_body: bytes | None, candidate: bytes | None, instance: s
     if record_body is None or candidate is None:
         return False
     try:
-        doc = json.loads(record_body)
+        doc = load_json(record_body)
     except ValueError:
         return False
     if not isinstance(doc, dict) or instance not in (doc.get("canaries") or ()):

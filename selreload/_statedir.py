@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from ._result import Outcome
+from ._values import load_json
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -72,7 +73,7 @@ def write_json(path: pathlib.Path, doc: Mapping[str, Any]) -> None:
 def read_json(path: pathlib.Path) -> dict[str, Any] | None:
     """The JSON object at `path`; None when missing or not a JSON object."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes())
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -66,6 +66,12 @@ _OUT_OF_RANGE: Final = "number out of range: past the largest float (~1.8e308)"
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
+class _Unsupported(TypeError):
+    """A field type selreload has no reader for; raised when a Reloader is made."""
+
+    field: str | None = None
+
+
 def _strict_cattrs() -> cattrs.Converter:
     return cattrs.Converter(forbid_extra_keys=True, prefer_attrib_converters=True)
 
@@ -114,7 +120,11 @@ class Structurer:
         # Break cycles (a class that refers to itself) with a trampoline until compiled.
         cell: list[StructureFn] = []
         self._fns[key] = lambda v, p, e: cell[0](v, p, e)
-        compiled = self._compile(tp, secret)
+        try:
+            compiled = self._compile(tp, secret)
+        except BaseException:
+            del self._fns[key]  # no trampoline left to a function never made
+            raise
         cell.append(compiled)
         self._fns[key] = compiled
         return compiled
@@ -437,6 +447,17 @@ class Structurer:
 
             return _pydantic.other_fn(self, tp, secret)
         converter = self._fallback
+        try:
+            converter.get_structure_hook(tp)
+        except cattrs.errors.StructureHandlerNotFoundError:
+            # Said when the Reloader is made, not as an issue of every load: cattrs' own
+            # message asks for a structure hook, which selreload gives no way to register.
+            raise _Unsupported(
+                f"selreload cannot read a config field of type {getattr(tp, '__qualname__', tp)!s}: declare it as"
+                " one of the types listed under 'Values' in the reference (text, numbers, durations, paths,"
+                " addresses, UUIDs, decimals, dates, enums, Literals, collections of those, config classes),"
+                " or as `str` and convert it where it is used"
+            ) from None
 
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             if isinstance(tp, type) and type(v) is tp:
@@ -501,7 +522,14 @@ class Structurer:
         for a in fields:
             sec = secret or hidden(cls, a.name)  # declared, by a policy file or a credential rule
             secrets[a.name] = sec
-            specs.append((a.name, a.alias or a.name, self.fn(a.type, sec), a.default is attrs.NOTHING))
+            try:
+                fn = self.fn(a.type, sec)
+            except _Unsupported as exc:
+                if exc.field is None:  # the innermost class names its field
+                    exc.field = f"{cls.__qualname__}.{a.name}"
+                    exc.args = (f"{exc.field}: {exc.args[0]}",)
+                raise
+            specs.append((a.name, a.alias or a.name, fn, a.default is attrs.NOTHING))
         names = frozenset(a.name for a in fields)
         name_list = sorted(names)
         paths: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ import datetime
 import decimal
 import enum
 import ipaddress
+import json
 import math
 import pathlib
 import re
@@ -311,6 +312,31 @@ def format_duration(td: datetime.timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or "0s"
+
+
+# --- JSON that selreload stores and reads back ---------------------------------------------
+
+_decode_json = json.JSONDecoder().decode
+
+
+class TooDeep(ValueError):
+    """JSON nested past the decoder's depth: never a record selreload wrote, whole or torn."""
+
+
+def load_json(body: bytes | str) -> Any:
+    """A JSON document read back from a store another party may write (the audit log,
+    the state directory, etcd's status, override and rollout keys).
+
+    Raises `json.JSONDecodeError` (with its column), `ValueError` for bytes that are not
+    UTF-8, and `TooDeep` (a `ValueError`) for nesting past the decoder's depth: `json.loads` raises `RecursionError`
+    there, which a line of 100,000 `[` let out of `start()` (the audit log's chain head),
+    `verify_audit` and `read_audit`. Nothing selreload writes nests that deep (a config
+    is at most 100 levels).
+    """
+    try:
+        return _decode_json(body if isinstance(body, str) else body.decode())
+    except RecursionError:
+        raise TooDeep("nested too deeply to be a record selreload wrote") from None
 
 
 # --- back to plain data -------------------------------------------------------------------

@@ -60,6 +60,7 @@ from ._present import result_to_json
 from ._reloader import Reloader
 from ._result import Outcome
 from ._statedir import Broadcast
+from ._values import load_json
 
 __all__ = ["LOOPBACK_HOSTS", "PinMiddleware", "admin_app"]
 
@@ -215,8 +216,8 @@ class _Admin:
         if workers is None:
             return JSONResponse({"error": "runtime overrides need a control directory (state_dir=)"}, status_code=404)
         try:
-            body = await request.json()
-        except ValueError:
+            body = load_json(await request.body())
+        except ValueError:  # not JSON, not UTF-8, or nested past the decoder's depth
             body = None
         try:
             change = parse_override_request(body)

@@ -174,10 +174,13 @@ def test_no_burst_beyond_the_new_limit_and_no_token_lost_under_threads_and_tasks
     supply_max = b1 + r1 * (t_change_end - start) + r2 * (end - t_change_begin)
     # Demand exceeds supply once the workers run (counted from the first grant: tokens
     # earned while 1,000 tasks are still being created overflow a full bucket), so the
-    # bucket stays near empty and what it earns is granted; 10% slack for a loaded machine.
+    # bucket stays near empty and what it earns is granted. 25% slack: on a loaded machine
+    # the workers miss GIL turns and tokens overflow a full bucket (the full suite on 2
+    # cores measured 0.897). A bucket granting at the wrong rate is off by far more: the
+    # new rate applied from the start grants 40% of this.
     first = grants[0]
     supply_min = r1 * (t_change_begin - first) + r2 * (end - t_change_end)
-    assert supply_min * 0.9 <= len(grants) <= supply_max + 1, (len(grants), supply_min, supply_max)
+    assert supply_min * 0.75 <= len(grants) <= supply_max + 1, (len(grants), supply_min, supply_max)
     assert len(grants) == limit._spent  # every token the bucket gave reached a caller
     # After the change: any window of w seconds grants at most b2 + r2 * w (timestamps are
     # taken after the grant, so allow a few for scheduling jitter).

@@ -211,3 +211,23 @@ def test_the_text_a_value_is_shown_as_reads_back_as_it(case: tuple[type, Any]) -
     for raw in (text, EnvText(text), json.loads(json.dumps(text))):
         out, issues = S.structure_value(raw, tp, "x")
         assert issues == [] and out == value and type(out) is tp, (raw, out, issues)
+
+
+class Window:
+    """A class of the application's own: selreload has no reader for it."""
+
+
+@sr.config
+class Limits:
+    windows: dict[str, Window] = sr.hot(factory=dict)
+
+
+@sr.config
+class Outer:
+    limits: Limits = sr.field(factory=Limits)
+
+
+def test_a_field_type_without_a_reader_is_refused_when_the_reloader_is_made() -> None:
+    """Said once, at construction, naming the field; not as an error of every load."""
+    with pytest.raises(TypeError, match=r"^Limits\.windows: selreload cannot read a config field of type Window: "):
+        sr.Reloader(Outer, registry=CollectorRegistry())

@@ -147,3 +147,34 @@ def test_edit_reloads_through_the_file_watch(tmp_path: pathlib.Path) -> None:
             time.sleep(0.01)
         assert reloader.current.logging.level == "warning"
         assert reloader.snapshot.origins["logging.level"] == f"{path}:1"
+
+
+@pytest.mark.parametrize(
+    ("lines", "environ", "line"),
+    [
+        # Each line uses the one before it twice: 30 lines would make 100 GiB of text.
+        (["A0=" + "x" * 100] + [f"A{i}=${{A{i - 1}}}${{A{i - 1}}}" for i in range(1, 30)], {}, 16),
+        # One line using a big process variable 100,000 times (a 600 kB line).
+        (["APP_BANNER=" + "${BIG}" * 100_000], {"BIG": "y" * 100_000}, 1),
+    ],
+    ids=["doubling", "wide"],
+)
+def test_an_expansion_bomb_is_refused_at_its_line(
+    tmp_path: pathlib.Path, lines: list[str], environ: dict[str, str], line: int
+) -> None:
+    """`${VAR}` expansion may not make more text than the file may hold (max_bytes): past
+    it, INVALID at the line, before the text is built; the live config stays."""
+    path = tmp_path / ".env"
+    path.write_text("APP_BANNER=live\n")
+    reloader = sr.Reloader(App, [sr.DotEnv(path, watch=False, environ=environ)], registry=CollectorRegistry())
+    with reloader:
+        path.write_text("\n".join(lines) + "\n")
+        cpu = time.process_time()
+        result = reloader.reload()
+        cpu = time.process_time() - cpu
+        assert result.outcome is sr.Outcome.INVALID
+        (issue,) = result.errors
+        assert issue.origin == f"{path}:{line}", issue
+        assert "expands the file's values past 4,194,304 characters" in issue.message
+        assert cpu < 2.0  # the old code built every value: 20 doubling lines took 52 MiB, 30 would take 100 GiB
+        assert reloader.current.banner == "live"

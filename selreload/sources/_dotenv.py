@@ -125,14 +125,27 @@ def _quoted(text: str, i: int, line: int) -> tuple[str, int]:
     raise DotEnvSyntaxError(line, f"unterminated {'double' if quote == chr(34) else 'single'}-quoted value")
 
 
-def _expand(value: str, known: Mapping[str, str | None], environ: Mapping[str, str]) -> str:
+class _TooLong(Exception):
+    """The expanded values outgrew what the file may hold."""
+
+
+def _expand(value: str, known: Mapping[str, str | None], environ: Mapping[str, str], room: int) -> str:
+    """`value` with its `${VAR}`s replaced; raises `_TooLong` past `room` characters,
+    before the text is built (each `${...}` is counted as it is replaced)."""
+    used = len(value)
+
     def sub(m: re.Match[str]) -> str:
+        nonlocal used
         name = m.group("name")
         found = known.get(name)
         if found is None:
             found = environ.get(name)
         # python-dotenv: `${X:-d}` is d when X is unset or empty; an unset `${X}` is "".
-        return found or m.group("default") or ""
+        out = found or m.group("default") or ""
+        used += len(out)
+        if used > room:
+            raise _TooLong
+        return out
 
     return _VAR.sub(sub, value)
 
@@ -189,10 +202,22 @@ class DotEnv(FileSource):
         seen: dict[str, int] = {}
         entries: list[tuple[str, str, str, str]] = []
         issues: list[Issue] = []
+        # Every value expanded, together, may be as long as the file may be: each line that
+        # uses the one before it twice doubles it, and 30 such lines made 100 GiB of text.
+        room = self.max_bytes
         for key, value, expand, line in bindings:
             origin = f"{self._display}:{line}"
             if value is not None and expand and self.interpolate:
-                value = _expand(value, known, environ)
+                try:
+                    value = _expand(value, known, environ, room)
+                except _TooLong:
+                    raise self._error(
+                        f"{key}: ${{...}} expands the file's values past {self.max_bytes:,} characters"
+                        " (max_bytes, the limit of the file itself)",
+                        origin,
+                    ) from None
+            if value is not None:
+                room -= len(value)
             known[key] = value
             if not key.startswith(self.prefix) or not key[len(self.prefix) :]:
                 continue

@@ -20,6 +20,7 @@ from ._cli_common import (
     report_answer,
 )
 from ._errors import PolicyError
+from ._values import version_number
 
 if TYPE_CHECKING:
     from ._etcd_access import Access
@@ -266,7 +267,7 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     where, control = _control(args)
     try:
         try:
-            rows = control.fleet().rows if args.target.isdigit() else ()  # a digest needs no history
+            rows = control.fleet().rows if version_number(args.target) is not None else ()  # a digest needs none
             digest = resolve_target(rows, args.target, instance=args.instance)
         except ValueError as exc:
             raise CliError(f"rollback: {exc}") from None

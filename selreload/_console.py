@@ -22,8 +22,9 @@ from starlette.routing import Route
 
 from ._audit_read import scan_audit, verify_audit
 from ._diff import Flattener, diff
-from ._mask import plain
+from ._mask import plain, show
 from ._present import change_to_json
+from ._values import version_number
 
 
 class JSONResponse(_StarletteJSON):
@@ -59,7 +60,8 @@ class Console:
             Route("/", self.root, methods=["GET"]),
             Route("/ui", self.ui, methods=["GET"]),
             Route("/explain", self.explain, methods=["GET"]),
-            Route("/history/{a:int}/diff/{b:int}", self.diff, methods=["GET"]),
+            # Text, not `{a:int}`: Starlette's int() raised on 5,000 digits (a 500).
+            Route("/history/{a}/diff/{b}", self.diff, methods=["GET"]),
             Route("/audit", self.audit_view, methods=["GET"]),
         ]
 
@@ -97,14 +99,16 @@ class Console:
 
     async def diff(self, request: Request) -> Response:
         """The changes from version `a` to version `b` of `history`, secrets masked."""
-        a, b = request.path_params["a"], request.path_params["b"]
         kept = {s.version: s for s in self.reloader.history}
-        missing = [v for v in (a, b) if v not in kept]
-        if missing:
-            versions = ", ".join(str(v) for v in sorted(kept))
-            return JSONResponse(
-                {"error": f"version {missing[0]} is not in history (kept: {versions})"}, status_code=404
-            )
+        found = []
+        for text in (request.path_params["a"], request.path_params["b"]):
+            version = version_number(text)
+            if version is None or version not in kept:
+                versions = ", ".join(str(v) for v in sorted(kept))
+                what = version if version is not None else show(text, secret=False)
+                return JSONResponse({"error": f"version {what} is not in history (kept: {versions})"}, status_code=404)
+            found.append(version)
+        a, b = found
         flatten = Flattener(self.reloader.schema)
         changes = diff(flatten(kept[a].config), flatten(kept[b].config), self.reloader.schema)
         return JSONResponse({"from": a, "to": b, "changes": [change_to_json(c) for c in changes]})

@@ -36,9 +36,10 @@ import attrs
 
 from ._etcd_client import Session, T
 from ._etcd_shared import one_shot
+from ._mask import show
 from ._statedir import active_entries, answer_summary, iso, now_iso
 from ._typing import Layer
-from ._values import load_json
+from ._values import load_json, version_number
 from ._workers import check_override_path, override_origin, override_tree
 
 if TYPE_CHECKING:
@@ -298,11 +299,11 @@ def resolve_target(rows: Sequence[FleetRow], target: str, *, instance: str | Non
         ValueError: a version no instance (or `instance`) has, or that names different
             configs on different instances; an unknown `instance`.
     """
-    if not target.isdigit():
+    version = version_number(target)
+    if version is None:
         if len(target) < 8 or any(c not in "0123456789abcdef" for c in target.lower()):
-            raise ValueError(f"{target!r}: expected a VERSION or a DIGEST (8 or more hex digits)")
+            raise ValueError(f"{show(target, secret=False)}: expected a VERSION or a DIGEST (8 or more hex digits)")
         return target.lower()
-    version = int(target)
     if instance is not None:
         chosen = [r for r in rows if r.instance == instance]
         if not chosen:

@@ -7,7 +7,8 @@ from typing import Any
 
 import attrs
 
-from ._values import parse_duration
+from ._mask import show
+from ._values import DURATION_FORMS, read_duration
 
 
 @attrs.frozen
@@ -21,22 +22,21 @@ class OverrideRequest:
 
 
 def parse_ttl(text: Any) -> float | None:
-    """`"15m"`, `"2s"`, `90` -> seconds; None for None.
+    """`"15m"`, `"2s"`, `90` -> seconds; None for None. Read as a config duration is
+    (`_values.read_duration`): at most 100 years, finite. A JSON `1e999` (infinity) or a
+    400-digit number reached the expiry's date arithmetic and raised `OverflowError` (a 500).
 
     Raises:
         ValueError: not a positive duration.
     """
     if text is None:
         return None
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        td = parse_duration(str(text))
-        if td is None:
-            raise ValueError(f"for: expected a duration like 15m, 2s or 1h30m, got {text!r}")
-        seconds = td.total_seconds()
+    td = read_duration(text) if not isinstance(text, bool) else f"expected {DURATION_FORMS}"
+    if isinstance(td, str):
+        raise ValueError(f"for: {td}, got {show(text, secret=False)}")
+    seconds = td.total_seconds()
     if not seconds > 0:
-        raise ValueError(f"for: must be positive, got {text!r}")
+        raise ValueError(f"for: must be positive, got {show(text, secret=False)}")
     return seconds
 
 

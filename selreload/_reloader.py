@@ -35,7 +35,7 @@ from ._change import Change
 from ._errors import ConfigError, StateError, UnknownVersionError
 from ._identity import Identity
 from ._live import Attempt, Live, State
-from ._mask import MaskRules
+from ._mask import MaskRules, show
 from ._metrics import Metrics
 from ._pipeline import Pipeline, live_snapshot
 from ._plan import Planner
@@ -50,6 +50,7 @@ from ._tracing import Tracing
 from ._transaction import Deadline
 from ._trigger import Coalescer, Triggers
 from ._typing import Reporter, Source
+from ._values import version_number
 from ._workers import Workers
 
 if TYPE_CHECKING:
@@ -468,15 +469,16 @@ class Reloader(AsyncAPI, Generic[C]):
             UnknownVersionError: none matches (a `KeyError`).
         """
         history = self._pipeline.history
-        if isinstance(target, int) or target.isdigit():
-            version = int(target)
+        text = str(target)
+        version = target if isinstance(target, int) else version_number(text)
+        if version is not None:
             found = next((s for s in history if s.version == version), None)
         else:
-            hits = {s.digest: s for s in reversed(history) if len(target) >= 8 and s.digest.startswith(target)}
+            hits = {s.digest: s for s in reversed(history) if len(text) >= 8 and s.digest.startswith(text)}
             found = next(iter(hits.values())) if len(hits) == 1 else None
         if found is None:
             kept = ", ".join(f"{s.version} ({s.digest[:12]})" for s in history)
-            what = f"version {target}" if isinstance(target, int) or target.isdigit() else f"digest {target!r}"
+            what = f"version {version}" if version is not None else f"digest {show(text, secret=False)}"
             raise UnknownVersionError(f"{what} is not in history (kept: {kept})")
         return found
 

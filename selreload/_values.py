@@ -314,6 +314,19 @@ def format_duration(td: datetime.timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+# --- a version named in text --------------------------------------------------------------
+
+
+def version_number(text: str) -> int | None:
+    """The version that `text` names (`"12"`), or None when it is not a version: versions
+    are written in ASCII digits (`"²"` and the Arabic-Indic digits are digits to
+    `str.isdigit`; `int()` refuses the first and reads the others), and count reloads, so 5,000 digits (which `int()`
+    refuses past Python's limit) name none."""
+    if text.isascii() and text.isdigit() and len(text) <= 30:
+        return int(text)
+    return None
+
+
 # --- JSON that selreload stores and reads back ---------------------------------------------
 
 _decode_json = json.JSONDecoder().decode

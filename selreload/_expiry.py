@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 log = logging.getLogger("selreload")
 
+_LONGEST_WAIT = 86_400.0
+
 
 class ExpiryTimer:
     """Calls `fire()` at the time `arm()` was last given (epoch seconds), on its own thread.
@@ -46,7 +48,10 @@ class ExpiryTimer:
                     left = self._when - time.time()
                     if left <= 0:
                         break
-                    self._cond.wait(left)
+                    # At most a day per wait, then the loop looks again: an expiry written
+                    # by hand in the year 9999 is 250 billion seconds away, past what a
+                    # lock's timeout can hold (OverflowError killed this thread).
+                    self._cond.wait(min(left, _LONGEST_WAIT))
                 self._when = None  # the reload's load() arms the next one
             if self._stopping:  # stopped between the wake-up and here: serve no expiry
                 return

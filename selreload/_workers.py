@@ -37,6 +37,7 @@ from ._expiry import ExpiryTimer
 from ._identity import Identity, hostname
 from ._layers import origins
 from ._live import Attempt
+from ._mask import show
 from ._paths import hint, split
 from ._result import Outcome, ReloadResult
 from ._statedir import Broadcast, StateDir, WorkerRow, active_entries, iso, next_expiry, now_iso, write_json
@@ -78,6 +79,9 @@ def override_tree(entries: Sequence[Mapping[str, Any]], roots: Sequence[str]) ->
     tree: dict[Any, Any] = {}
     for entry in entries:
         parts = split(str(entry["path"]), roots)
+        if not parts:  # `...`, written by hand: what selreload writes is checked first
+            what = f"override of {show(entry['path'], secret=False)}: not a config path"
+            raise ConfigError([Issue("", what, override_origin(entry))])
         node = tree
         for part in parts[:-1]:
             nxt = node.get(part)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "t0ken-hostile-admin"
 SECRET = "s3cr3t-hostile-admin"
-VERSIONS = ["9" * 5000, "²", "١", "0", "-1", "1e9", "%00", "%ff%fe", "sha256", "v1", " 1"]
+VERSIONS = ["9" * 5000, "²", "\u0661", "0", "-1", "1e9", "%00", "%ff%fe", "sha256", "v1", " 1"]
 
 
 @sr.config

@@ -66,3 +66,16 @@ def test_stop_ends_an_armed_timer_without_firing() -> None:
     assert not _threads()
     timer.arm(time.time() + 0.01)  # a stopped timer stays stopped
     assert not _threads() and fired == []
+
+
+def test_an_expiry_centuries_away_keeps_the_thread_alive_and_a_nearer_one_still_fires() -> None:
+    """An expiry written by hand in the year 9999 (250 billion seconds away, past what a
+    lock's timeout holds) killed the thread with OverflowError; re-armed nearer, it fires."""
+    fired: list[float] = []
+    timer = ExpiryTimer(lambda: fired.append(time.time()), name=NAME)
+    timer.arm(253402387139.0)  # 9999-12-31T23:59:59-23:59
+    time.sleep(0.05)
+    assert timer.alive() and len(_threads()) == 1
+    timer.arm(time.time() + 0.02)
+    assert _wait(lambda: fired)
+    timer.stop()

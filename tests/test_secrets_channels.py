@@ -314,10 +314,11 @@ def test_no_channel_shows_a_secret(
     assert channels.leaks() == []
 
 
-def test_a_yaml_tag_error_on_a_secret_does_not_quote_it(
-    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, work: Any
-) -> None:
-    """`password: !!int <secret>` is INVALID with its place, never the parser's text."""
+def invalid_edit(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, work: Any, text: str, what: str
+) -> tuple[Channels, sr.ReloadResult, str]:
+    """Start on `doc()`, save `text` (which must be INVALID) and reload, then `selreload
+    check` it: the channels that saw it all, the result, and what the CLI printed."""
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="selreload")  # whatever level an earlier test left it at
     channels = Channels(tmp_path, caplog)
@@ -325,13 +326,21 @@ def test_a_yaml_tag_error_on_a_secret_does_not_quote_it(
     write_atomic(path, doc())
     r = channels.reloader(work.App, path)
     with r:
-        write_atomic(path, doc(password=f"!!int {MARKER}"))
+        write_atomic(path, text)
         result = r.reload()
         assert result.outcome is sr.Outcome.INVALID
-        channels.keep("tag", result, *result.errors, r.status())
+        channels.keep(what, result, *result.errors, r.status())
     out, err = io.StringIO(), io.StringIO()
     main(["check", "--schema", "secretcfg:App", "config.yaml"], out=out, err=err)
     channels.keep("cli check", out.getvalue(), err.getvalue())
+    return channels, result, out.getvalue() + err.getvalue()
+
+
+def test_a_yaml_tag_error_on_a_secret_does_not_quote_it(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, work: Any
+) -> None:
+    """`password: !!int <secret>` is INVALID with its place, never the parser's text."""
+    channels, _, _ = invalid_edit(tmp_path, caplog, work, doc(password=f"!!int {MARKER}"), "tag")
     assert channels.leaks() == []
 
 
@@ -345,26 +354,13 @@ def test_a_secret_swallowed_by_a_mis_indented_block_is_not_quoted(
 ) -> None:
     """`host:` left empty above an indented `password: <secret>` makes host a mapping: the
     error names the place and the shape it found, never the lines it swallowed."""
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="selreload")  # whatever level an earlier test left it at
-    channels = Channels(tmp_path, caplog)
-    path = tmp_path / "config.yaml"
-    write_atomic(path, doc())
-    r = channels.reloader(work.App, path)
-    with r:
-        write_atomic(path, doc(host=host))
-        result = r.reload()
-        assert result.outcome is sr.Outcome.INVALID
-        # The place is the value's own line (the indented one, or `host:`'s for a flow list).
-        assert any(
-            re.search(r"config\.yaml:[78]:\d+: db\.host: expected a string, got a (mapping|list) of 1 ", str(e))
-            for e in result.errors
-        ), result.errors
-        channels.keep("swallowed", result, *result.errors, r.status())
-    out, err = io.StringIO(), io.StringIO()
-    main(["check", "--schema", "secretcfg:App", "config.yaml"], out=out, err=err)
-    channels.keep("cli check", out.getvalue(), err.getvalue())
-    assert "db.host" in err.getvalue() + out.getvalue()
+    channels, result, cli = invalid_edit(tmp_path, caplog, work, doc(host=host), "swallowed")
+    # The place is the value's own line (the indented one, or `host:`'s for a flow list).
+    assert any(
+        re.search(r"config\.yaml:[78]:\d+: db\.host: expected a string, got a (mapping|list) of 1 ", str(e))
+        for e in result.errors
+    ), result.errors
+    assert "db.host" in cli
     assert channels.leaks() == []
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+import selreload as sr
 from selreload._etcd_access import Access, access
 from selreload._etcd_client import run_sync, with_client
 
 from .etcd_server import INSTALL_HINT, Certs, EtcdServer
+from .worker import App
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +90,21 @@ def kv(etcd: EtcdServer) -> Kv:
 def key() -> str:
     """A key no other test uses."""
     return f"/test/{uuid.uuid4().hex[:12]}/config"
+
+
+BASE = "server:\n  port: 8080\nlevel: info\nlimit: 1\n"
+
+
+@pytest.fixture
+def started(etcd: EtcdServer, kv: Kv, key: str) -> Iterator[sr.Reloader[App]]:
+    """A Reloader on `sr.Etcd` (instance `solo`), started on BASE."""
+    kv.put(key, BASE)
+    reloader = sr.Reloader(App, [sr.Etcd(etcd.endpoint, key, instance="solo", lease_ttl=2)])
+    reloader.start()
+    try:
+        yield reloader
+    finally:
+        reloader.stop()
 
 
 ROOT_PASSWORD = "r00t-s3cret"

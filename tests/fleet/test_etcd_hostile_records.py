@@ -8,33 +8,20 @@ from __future__ import annotations
 import io
 import json
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 
 import selreload as sr
 from selreload._cli import main
 
-from .conftest import Kv
+from .conftest import BASE, Kv
 from .etcd_server import EtcdServer
 from .instances import wait_for
 from .worker import App
 
 pytestmark = pytest.mark.etcd
 
-BASE = "server:\n  port: 8080\nlevel: info\nlimit: 1\n"
 DEEP = "[" * 100_000 + "]" * 100_000
-
-
-@pytest.fixture
-def started(etcd: EtcdServer, kv: Kv, key: str) -> Iterator[sr.Reloader[App]]:
-    kv.put(key, BASE)
-    reloader = sr.Reloader(App, [sr.Etcd(etcd.endpoint, key, instance="solo", lease_ttl=2)])
-    reloader.start()
-    try:
-        yield reloader
-    finally:
-        reloader.stop()
 
 
 def cli(*args: str) -> tuple[int, str, str]:

@@ -6,33 +6,18 @@ import json
 import logging
 import pathlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import selreload as sr
 
-from .conftest import Kv
+from .conftest import BASE, Kv
 from .etcd_server import EtcdServer, free_port
 from .instances import wait_for
 from .worker import App
 
 pytestmark = pytest.mark.etcd
-
-BASE = "server:\n  port: 8080\nlevel: info\nlimit: 1\n"
-
-
-@pytest.fixture
-def started(etcd: EtcdServer, kv: Kv, key: str) -> Iterator[sr.Reloader[App]]:
-    """A Reloader on `sr.Etcd` (instance `solo`), started on BASE."""
-    kv.put(key, BASE)
-    reloader = sr.Reloader(App, [sr.Etcd(etcd.endpoint, key, instance="solo", lease_ttl=2)])
-    reloader.start()
-    try:
-        yield reloader
-    finally:
-        reloader.stop()
 
 
 def status_of(kv: Kv, key: str, instance: str = "solo") -> dict[str, Any] | None:

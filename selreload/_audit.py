@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from . import _args
 from ._audit_chain import (
     GENESIS,
     HMAC_SHA256,
@@ -254,9 +255,13 @@ class AuditLog:
         key_file: str | os.PathLike[str] | None = None,
         denial_window: float = 1.0,
     ) -> None:
-        self.path = os.fspath(path)
-        self.fsync = fsync
-        self.denial_window = denial_window
+        self.path = _args.path("AuditLog", "path", path)
+        self.fsync = _args.flag("AuditLog", "fsync", fsync)
+        self.denial_window = _args.seconds("AuditLog", "denial_window", denial_window)
+        if key is not None and not isinstance(key, bytes | str):
+            raise TypeError(f"AuditLog: key must be bytes or a str, got {_args.got(key, secret=True)}")
+        if key_file is not None:
+            _args.path("AuditLog", "key_file", key_file)
         self._key = load_key(key, key_file)
         self._chain = _chain(self.path)
         self._denials: dict[tuple[str, str | None, str], _Denial] = {}

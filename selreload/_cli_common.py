@@ -171,7 +171,15 @@ def actor(args: argparse.Namespace) -> str:
     """Who runs a command, for the audit: `--actor`, else `$SELRELOAD_ACTOR`, else the login."""
     import getpass
 
-    return getattr(args, "actor", None) or os.environ.get("SELRELOAD_ACTOR") or getpass.getuser()
+    given, where = getattr(args, "actor", None), "--actor"
+    if not given:
+        given, where = os.environ.get("SELRELOAD_ACTOR"), "$SELRELOAD_ACTOR"
+    if not given:
+        given, where = getpass.getuser(), "the login name"
+    # It reaches every worker's log line and audit record of what it does.
+    if not given.isprintable():
+        raise CliError(f"{where}: an actor must be printable text (no newline or control character), got {given!r}")
+    return given
 
 
 def refused(problems: Sequence[str], err: typing.TextIO) -> bool:

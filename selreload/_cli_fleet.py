@@ -20,7 +20,7 @@ from ._cli_common import (
     report_answer,
 )
 from ._errors import PolicyError
-from ._values import version_number
+from ._values import one_line, version_number
 
 if TYPE_CHECKING:
     from ._etcd_access import Access
@@ -132,7 +132,7 @@ def _rollout_push(args: argparse.Namespace, where: Access, schema: type, out: Te
 
 def _say(out: TextIO) -> Callable[[str], None]:
     def say(line: str) -> None:
-        print(line, file=out, flush=True)
+        print(one_line(line), file=out, flush=True)  # it names instances and their errors
 
     return say
 

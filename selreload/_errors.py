@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from ._values import encodable
+from ._values import one_line
 
 
 class SelreloadError(Exception):
@@ -36,9 +36,9 @@ class Issue:
             `None` when unknown.
     """
 
-    path: str = attrs.field(converter=encodable)
-    message: str = attrs.field(converter=encodable)
-    origin: str | None = attrs.field(default=None, converter=attrs.converters.optional(encodable))
+    path: str = attrs.field(converter=one_line)
+    message: str = attrs.field(converter=one_line)
+    origin: str | None = attrs.field(default=None, converter=attrs.converters.optional(one_line))
 
     def __str__(self) -> str:
         head = f"{self.origin}: " if self.origin else ""

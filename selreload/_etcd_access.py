@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from . import _args
+
 DEFAULT_PORT = 2379
 
 
@@ -142,6 +144,11 @@ def access(
     """
     if isinstance(endpoints, Access):
         return endpoints
+    # An int would be opened as a file descriptor (1: stdout, read and then closed).
+    _args.every("etcd", _args.path, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key)
+    _args.every("etcd", lambda w, n, v: _args.text(w, n, v, empty=True), server_name=server_name, user=user)
+    if password is not None and not isinstance(password, str):
+        raise TypeError(f"etcd: password must be a str, got {_args.got(password, secret=True)}")
     env = os.environ if environ is None else environ
     hosts, schemes = _parse(endpoints)
     if {"http", "https"} <= schemes:

@@ -126,7 +126,7 @@ def new_client(access: Access, host: str, port: int, timeout: float) -> Any:
     )
 
 
-def one_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first line of what etcd or gRPC said (their details can span lines)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -148,7 +148,7 @@ async def with_client(access: Access, timeout: float, op: Callable[[Any], Awaita
             last = exc
         finally:
             await client.close()
-    raise ConnectionError(f"cannot reach etcd at {access}: {one_line(last) if last else 'no endpoint'}")
+    raise ConnectionError(f"cannot reach etcd at {access}: {first_line(last) if last else 'no endpoint'}")
 
 
 class CompactedError(Exception):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._etcd_access import Access
-from ._etcd_client import Channel, LoopThread, Session, T, client_errors, one_line
+from ._etcd_client import Channel, LoopThread, Session, T, client_errors, first_line
 from ._etcd_dispatch import Dispatcher
 from ._etcd_loop import run_sync
 
@@ -133,4 +133,4 @@ def one_shot(
     try:
         return run_sync(go, budget)
     except client_errors() as exc:
-        raise ConnectionError(f"cannot reach etcd at {where}: {one_line(exc)}") from None
+        raise ConnectionError(f"cannot reach etcd at {where}: {first_line(exc)}") from None

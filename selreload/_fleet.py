@@ -26,7 +26,7 @@ from ._result import Outcome
 from ._rollout_record import RolloutRecord, rollout_key
 from ._schema import Schema
 from ._structure import Structurer
-from ._values import load_json
+from ._values import load_json, one_line
 from ._yaml import parse_document
 
 
@@ -38,8 +38,14 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _text(value: Any) -> str:
+    # A status record is written by another instance, or by anyone who can write to etcd:
+    # its text reaches `fleet status`, the rollout's narration and its messages.
+    return one_line(str(value))
+
+
 def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+    return tuple(_text(v) for v in value) if isinstance(value, list) else ()
 
 
 @attrs.frozen
@@ -103,30 +109,30 @@ class FleetRow:
         except ValueError:
             doc = None
         if not isinstance(doc, dict):
-            return cls(instance, None, None, "unreadable", errors=("status is not a JSON object",))
+            return cls(_text(instance), None, None, "unreadable", errors=("status is not a JSON object",))
         revision = _int(doc.get("revision"))
         applied = _int(doc.get("applied_revision"))
         return cls(
-            instance=str(doc.get("instance") or instance),
+            instance=_text(doc.get("instance") or instance),
             version=_int(doc.get("version")),
             revision=revision,
-            outcome=str(doc.get("outcome", "unknown")),
+            outcome=_text(doc.get("outcome", "unknown")),
             rejected=_strings(doc.get("rejected")),
             errors=_strings(doc.get("errors")),
-            ts=str(doc["ts"]) if doc.get("ts") is not None else None,
+            ts=_text(doc["ts"]) if doc.get("ts") is not None else None,
             applied_revision=applied if applied is not None else revision,
             candidate=doc.get("candidate") is True,
             healthy=doc["healthy"] if isinstance(doc.get("healthy"), bool) else None,
-            health=str(doc["health"]) if doc.get("health") else None,
-            digest=str(doc["digest"]) if doc.get("digest") else None,
+            health=_text(doc["health"]) if doc.get("health") else None,
+            digest=_text(doc["digest"]) if doc.get("digest") else None,
             overrides_seq=_int(doc.get("overrides_seq")) or 0,
             overrides=tuple(e for e in doc.get("overrides") or () if isinstance(e, dict)),
             overrides_refused=_strings(doc.get("overrides_refused")),
             command_seq=_int(doc.get("command_seq")) or 0,
-            command_outcome=str(doc["command_outcome"]) if doc.get("command_outcome") else None,
+            command_outcome=_text(doc["command_outcome"]) if doc.get("command_outcome") else None,
             command_errors=_strings(doc.get("command_errors")),
             history=tuple(
-                (h[0], str(h[1]))
+                (h[0], _text(h[1]))
                 for h in doc.get("history") or ()
                 if isinstance(h, list) and len(h) == 2 and _int(h[0])
             ),
@@ -186,7 +192,7 @@ class FleetStatus:
     def render(self) -> str:
         """The rollout in progress if any, a table (one row per instance; `*` marks a
         canary on the candidate), and the summary line."""
-        return (f"{self.rollout}\n" if self.rollout else "") + fleet_table(self)
+        return (f"{one_line(self.rollout)}\n" if self.rollout else "") + fleet_table(self)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import _args
 from ._etcd_client import Session, T
 from ._etcd_shared import one_shot
 from ._mask import show
@@ -162,6 +163,7 @@ class FleetControl:
         self, *, set: Mapping[str, Any] | None = None, unset: Sequence[str] = (), actor: str, ttl: float | None = None
     ) -> dict[str, Any]:
         """Set and unset entries (compare-and-swap; expired ones swept); returns the record written."""
+        _args.text("fleet overrides", "actor", actor)  # in every instance's log line and audit record
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
             now = time.time()
@@ -176,6 +178,8 @@ class FleetControl:
         return self._swap(overrides_key(self.key), change)
 
     def write_command(self, action: str, *, target: str, actor: str) -> int:
+        _args.text(f"fleet {action}", "actor", actor)
+
         def change(doc: dict[str, Any]) -> dict[str, Any]:
             return {"seq": doc["seq"] + 1, "action": action, "target": target, "actor": actor, "ts": now_iso()}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from . import _args
+
 _HOST: list[str] = []
 
 
@@ -34,9 +36,10 @@ class Identity:
     __slots__ = ("given",)
 
     def __init__(self, given: str | None) -> None:
-        if given is not None and (not isinstance(given, str) or not given.strip()):
-            raise ValueError(f"instance must be a non-empty string, got {given!r}")
-        self.given = given.strip() if given is not None else None
+        # In audit records, logs, metric labels, etcd keys and control-directory file names.
+        self.given = _args.text("Reloader", "instance", given).strip() if given is not None else None
+        if self.given == "":
+            raise ValueError(f"Reloader: instance must not be blank, got {given!r}")
 
     def __call__(self) -> str:
         return self.given if self.given is not None else default_instance()

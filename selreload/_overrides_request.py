@@ -99,6 +99,7 @@ def parse_override_request(body: Any) -> OverrideRequest:
     if bool(values) == bool(unset):
         raise ValueError('give either "set" or "unset", not both, not neither')
     actor = body.get("actor")
-    if actor is not None and not isinstance(actor, str):
-        raise ValueError('"actor" must be a string')
+    if actor is not None and not (isinstance(actor, str) and actor.isprintable()):
+        # It reaches every worker's log line and audit record of the change.
+        raise ValueError('"actor" must be a string of printable text (no newline or control character)')
     return OverrideRequest(values, tuple(unset), parse_ttl(body.get("for")), actor)

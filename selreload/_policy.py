@@ -9,6 +9,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from . import _args
 from ._errors import ConfigError, PolicyError
 from ._paths import hint
 from ._schema import PolicySet
@@ -75,4 +76,8 @@ def load_policies(policies: PolicyInput | Iterable[PolicyInput] | None) -> list[
         return []
     if isinstance(policies, str | os.PathLike | PolicySet):
         policies = [policies]
-    return [p if isinstance(p, PolicySet) else load_policy_file(p) for p in policies]
+    check = lambda name, p: p if isinstance(p, PolicySet) else _args.path("Reloader", name, p)  # noqa: E731
+    return [
+        p if isinstance(p, PolicySet) else load_policy_file(p)
+        for p in _args.each("Reloader", "policies", policies, check)
+    ]

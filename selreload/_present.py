@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._mask import MASK, plain, render, to_json
 from ._result import Outcome
 from ._text import table
+from ._values import one_line
 
 if TYPE_CHECKING:
     from ._change import Change
@@ -201,7 +202,10 @@ def audit_text(record: dict[str, Any]) -> str:
         values = _arrow(_recorded(c.get("old")), _recorded(c.get("new")))
         lines.append(f"    {c.get('path')}: {values}  ({action})")
     lines.extend(f"    ! {e}" for e in record.get("errors") or [])
-    return "\n".join(lines)
+    # A record is read back from a file anyone with write access could have edited: a
+    # newline in a field would print a line of its own, and an escape code could move the
+    # cursor over the TAMPERED mark printed above the record.
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _recorded(value: Any) -> str:

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from . import _gc, _paths, _transaction
+from . import _args, _gc, _paths, _transaction
 from ._aio import (
     AsyncAPI,
     AsyncFunctionApplier,
@@ -67,6 +67,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("selreload.reload")
 
 
+def _source(name: str, value: object) -> Source:
+    return _args.having("Reloader", name, value, ("load", "watch"), "a source such as sr.YamlFile(path)")  # type: ignore[return-value]
+
+
+_APPLIER_ARGS = ("changes", "snapshot")
+_MAX_HISTORY = 1_000_000  # snapshots kept for rollback(); each holds a whole config
+
+
+def _attempt_args(where: str, trigger: object, actor: object) -> None:
+    # Both reach the log line of the attempt, its metric label and its audit record.
+    _args.text(where, "trigger", trigger)
+    if actor is not None:
+        _args.text(where, "actor", actor)
+
+
+def _recorder(name: str, value: object) -> Recorder:
+    return _args.having("Reloader", name, value, ("record",), "a recorder (an object with record(result, live))")  # type: ignore[return-value]
+
+
 class Reloader(AsyncAPI, Generic[C]):
     """Loads a config class from layered sources and keeps it live, safely.
 
@@ -103,6 +122,8 @@ class Reloader(AsyncAPI, Generic[C]):
 
     Raises:
         PolicyError: a policy file glob matches no field or loosens a secret.
+        TypeError, ValueError: an argument of the wrong type or value; the message starts
+            with `Reloader: <argument>`.
     """
 
     # Slots: `current` is read on every request, and a slot load is the fastest attribute
@@ -163,6 +184,26 @@ class Reloader(AsyncAPI, Generic[C]):
         instance: str | None = None,
         state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        where = "Reloader"
+        name = _args.text(where, "name", name)
+        # A deque's maxlen is a C ssize_t: 2**63 raised OverflowError.
+        history = _args.count(where, "history", history, maximum=_MAX_HISTORY)
+        strict = _args.flag(where, "strict", strict)
+        if applier_timeout is not None:
+            applier_timeout = _args.positive_seconds(where, "applier_timeout", applier_timeout)
+        _args.one_of(where, "on_audit_failure", on_audit_failure, ("refuse", "degrade"))
+        sources = _args.each(where, "sources", sources, _source)
+        recorders = _args.each(where, "recorders", recorders, _recorder)
+        if audit is not None:
+            _args.having(where, "audit", audit, ("record",), "an sr.AuditLog (audit=sr.AuditLog(path))")
+        if registry is not None:
+            _args.having(where, "registry", registry, ("register", "collect"), "a prometheus_client CollectorRegistry")
+        if tracer_provider is not None:
+            _args.having(where, "tracer_provider", tracer_provider, ("get_tracer",), "an OpenTelemetry TracerProvider")
+        if mask is not None and not isinstance(mask, MaskRules):
+            raise TypeError(f"{where}: mask must be an sr.MaskRules, got {_args.got(mask)}")
+        if loop is not None:
+            _args.having(where, "loop", loop, ("call_soon_threadsafe", "is_closed"), "an asyncio event loop")
         self.name = name
         self.schema = Schema(schema, policies=load_policies(policies), mask=mask)
         self._identity = identity = Identity(instance)
@@ -173,8 +214,6 @@ class Reloader(AsyncAPI, Generic[C]):
             sources, recorders = (*sources, self.workers.overrides), (*recorders, self.workers.reporter)
         self.sources: tuple[Source, ...] = tuple(sources)
         self.audit = audit
-        if on_audit_failure not in ("refuse", "degrade"):
-            raise ValueError(f"on_audit_failure must be 'refuse' or 'degrade', got {on_audit_failure!r}")
         # Kept for the admin app's GET /metrics.
         from prometheus_client import REGISTRY  # here, not at import: see _metrics
 
@@ -359,15 +398,23 @@ class Reloader(AsyncAPI, Generic[C]):
             ApplyError: registered while running, and it failed on the live values (it
                 is not registered then).
         """
+        _args.text("on()", "path", path)
+        if name is not None:
+            _args.text("on()", "name", name)
         if not self.schema.paths_matching(path):
             raise ValueError(f"no config field at {path!r}{_paths.hint(path, self.schema.leaves)}")
 
         def register(target: Any) -> Any:
             wrapped = target
             asynchronous = is_async(target)
-            if not (hasattr(target, "apply") and hasattr(target, "rollback")):
+            if hasattr(target, "apply") and hasattr(target, "rollback"):
+                for method in ("apply", "rollback"):
+                    _args.callable_with("on()", method, getattr(target, method), _APPLIER_ARGS)
+            else:
                 if not callable(target):
-                    raise TypeError(f"an applier has apply()/rollback() or is a function, got {target!r}")
+                    got = _args.got(target)
+                    raise TypeError(f"on(): an applier has apply()/rollback() or is a function, got {got}")
+                _args.callable_with("on()", "applier", target, _APPLIER_ARGS)
                 wrapped = AsyncFunctionApplier(target) if asynchronous else _transaction.FunctionApplier(target)
             label = name or applier_name(wrapped)
             with self._write:
@@ -392,6 +439,7 @@ class Reloader(AsyncAPI, Generic[C]):
         Raises:
             StateError: an async callback while running without an event loop.
         """
+        _args.callable_with("subscribe()", "callback", callback, ("result",))
         if inspect.iscoroutinefunction(callback):
             if self._pipeline.live.state is State.RUNNING:
                 self._call.usable_loop()
@@ -410,6 +458,7 @@ class Reloader(AsyncAPI, Generic[C]):
             StateError: not started, or called from inside a reload (an applier or
                 subscriber); use `request_reload()` there, which runs after it.
         """
+        _attempt_args("reload()", trigger, actor)
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
@@ -431,6 +480,7 @@ class Reloader(AsyncAPI, Generic[C]):
     def request_reload(self, trigger: str = "manual") -> None:
         """Ask for a reload without waiting when one is running: triggers that arrive
         during a reload coalesce into one more reload after it. Watchers call this."""
+        _args.text("request_reload()", "trigger", trigger)
         self._coalescer.request(trigger)
 
     def _drain(self, trigger: str) -> None:
@@ -468,6 +518,8 @@ class Reloader(AsyncAPI, Generic[C]):
         Raises:
             UnknownVersionError: none matches (a `KeyError`).
         """
+        if isinstance(target, bool) or not isinstance(target, int | str):
+            raise TypeError(f"a version is an int or a digest (a str), got {_args.got(target)}")
         history = self._pipeline.history
         text = str(target)
         version = target if isinstance(target, int) else version_number(text)
@@ -491,6 +543,7 @@ class Reloader(AsyncAPI, Generic[C]):
         Raises:
             UnknownVersionError: `version` is not in `history` (a `KeyError`).
         """
+        _attempt_args("rollback()", "rollback", actor)
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._values import load_json
+from ._values import load_json, one_line
 
 
 def rollout_key(key: str) -> str:
@@ -148,7 +148,7 @@ class RolloutRecord:
     def summary(self) -> str:
         """One line: the rollout, its stage and its canaries."""
         names = ", ".join(self.canaries) or "none yet"
-        return (
+        return one_line(  # read back from etcd: any of it may hold a newline or an escape code
             f"rollout {self.id} of {self.file}: stage {self.stage + 1} of {len(self.stages)}"
             f" ({','.join(self.stages)}), {len(self.canaries)} canar{'y' if len(self.canaries) == 1 else 'ies'}:"
             f" {names}; base revision {self.base_revision}, bake {self.bake:g}s, by {self.actor or '?'}"

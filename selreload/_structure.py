@@ -43,6 +43,8 @@ from ._values import (
     FrozenDict,
     FrozenList,
     float_problem,
+    key_problem,
+    keys_printable,
     kind,
     printable,
     read_duration,
@@ -286,7 +288,8 @@ class Structurer:
     def _any(self) -> StructureFn:
         def s(v: Any, path: str, issues: list[Issue]) -> Any:
             # Untyped data goes live as it is, so only what would break rendering it is
-            # refused: text that is not UTF-8 (values and keys). Depth is bounded by _guard.
+            # refused: text that is not UTF-8 (values and keys), keys that are not one
+            # printable line, floats that are not finite, bytes. Depth is bounded by _guard.
             before = len(issues)
             stack: list[tuple[Any, str]] = [(v, path)]
             while stack:
@@ -295,15 +298,27 @@ class Structurer:
                     problem = text_problem(node)
                     if problem is not None:
                         issues.append(Issue(where, problem))
+                elif isinstance(node, float):
+                    # As for a float field: NaN is not equal to itself (every diff saw a
+                    # change), and neither it nor inf is JSON (the admin API's /config and
+                    # /explain answered 500, and the audit record was no longer JSON).
+                    if (problem := float_problem(node)) is not None:
+                        issues.append(Issue(where, problem))
+                elif isinstance(node, bytes | bytearray):
+                    # YAML's !!binary: no JSON rendering (/config and /explain answered 500).
+                    issues.append(Issue(where, "binary data (!!binary) is not a config value: write it as text"))
                 elif isinstance(node, Mapping):
+                    if keys_printable(node):
+                        stack.extend((entry, join(where, key)) for key, entry in node.items())
+                        continue
                     for key, entry in node.items():
                         sub = join(where, printable(key))
-                        if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                        if isinstance(key, str) and (problem := key_problem(key)) is not None:
                             issues.append(Issue(sub, f"key {problem}"))
                         stack.append((entry, sub))
                 elif isinstance(node, list | tuple):
                     stack.extend((entry, item(where, i)) for i, entry in enumerate(node))
-            return _BAD if len(issues) > before else v
+            return _BAD if len(issues) > before else frozen(v)
 
         return s
 
@@ -389,8 +404,13 @@ class Structurer:
                 return self._fail(issues, path, f"expected a mapping, got {kind(v)}")
             out = {}
             bad = False
+            plain = keys_printable(v)  # the usual case, in a few C calls for the whole map
             for key, entry in v.items():
-                sub = join(path, printable(key))
+                sub = join(path, key if plain else printable(key))
+                if not plain and type(key) is str and not key.isprintable():
+                    issues.append(Issue(sub, f"key {key_problem(key)}"))
+                    bad = True
+                    continue
                 k = k_fn(key, sub, issues)
                 val = (v_secret_fn if secret_key(sub)[1] else v_fn)(entry, sub, issues)
                 if k is _BAD or val is _BAD:
@@ -632,6 +652,25 @@ def _memoized(structure: StructureFn) -> StructureFn:
         return out
 
     return s
+
+
+def frozen(value: Any) -> Any:
+    """Untyped data made read-only all the way down, as typed data is: a reader of the live
+    config could change a `dict`, `list` or `set` under every other reader (and under the
+    next diff). Depth is bounded by _guard."""
+    # A call per container only: scalars, most of the values, are taken as they are.
+    if isinstance(value, Mapping):
+        return FrozenDict({k: frozen(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList([frozen(v) if isinstance(v, _CONTAINERS) else v for v in value])
+    if isinstance(value, tuple):
+        return tuple(frozen(v) if isinstance(v, _CONTAINERS) else v for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(frozen(v) if isinstance(v, _CONTAINERS) else v for v in value)
+    return value
+
+
+_CONTAINERS: Final = (Mapping, list, tuple, set, frozenset)
 
 
 def unknown_keys(

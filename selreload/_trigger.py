@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from ._mask import exc_summary
 from ._signals import SignalTrigger
 from ._typing import Source, Watcher
+from ._values import one_line
 
 log = logging.getLogger("selreload.reload")
 
@@ -121,6 +122,10 @@ class Triggers:
 
     def notify(self, trigger: str) -> None:
         """What watchers call: request a reload, and survive whatever it raises."""
+        if type(trigger) is not str or not trigger or not trigger.isprintable():
+            # A source of the user's may name its trigger anything: a reload must not fail
+            # on it (reload() refuses a trigger that is not one printable line).
+            trigger = one_line(str(trigger)) or "watch"
         try:
             self._coalescer.request(trigger)
         except BaseException as exc:  # noqa: BLE001 - a watcher thread must never die of a reload

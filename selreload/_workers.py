@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _args
 from ._change import Policy
 from ._errors import ConfigError, Issue
 from ._expiry import ExpiryTimer
@@ -42,7 +43,7 @@ from ._paths import hint, split
 from ._result import Outcome, ReloadResult
 from ._statedir import Broadcast, StateDir, WorkerRow, active_entries, iso, next_expiry, now_iso, write_json
 from ._typing import Layer, NotifyFn, Watcher
-from ._values import to_plain
+from ._values import one_line, recorded_text, to_plain
 
 if TYPE_CHECKING:
     from ._live import Live
@@ -57,7 +58,7 @@ TRIGGER_CONTROL = "control"
 
 
 def override_origin(entry: Mapping[str, Any]) -> str:
-    return f"override:{entry.get('actor') or 'unknown'}@{entry.get('ts') or '?'}"
+    return f"override:{recorded_text(entry, 'actor')}@{recorded_text(entry, 'ts', '?')}"
 
 
 def check_override_path(schema: Schema, path: str) -> str | None:
@@ -326,8 +327,7 @@ class Workers:
         if command.get("action") != "rollback" or not isinstance(values, dict) or not isinstance(held, list):
             return None
         pipeline = reloader._pipeline
-        actor = str(command.get("actor") or "unknown")
-        ts = str(command.get("ts") or "?")
+        actor, ts = recorded_text(command, "actor"), recorded_text(command, "ts", "?")
         with reloader._writing(), reloader._write:
             live = pipeline.live
             if live.snapshot is None or live.inputs is None or list(live.inputs) != held:
@@ -378,15 +378,15 @@ class Workers:
             self.reporter.commanded(seq, outcome, errors)
 
     def _run(self, reloader: Reloader[Any], command: Mapping[str, Any]) -> tuple[str, list[str]]:
-        action, actor = command.get("action"), command.get("actor")
-        actor = str(actor) if actor is not None else None
+        action = command.get("action")
+        actor = recorded_text(command, "actor") if command.get("actor") is not None else None
         try:
             if action == "reload":
                 result = reloader.reload(TRIGGER_CONTROL, actor)
             elif action == "rollback":
                 result = reloader.rollback(str(command.get("target")), actor=actor)
             else:
-                return "unknown", [f"unknown command {action!r}"]
+                return "unknown", [f"unknown command {one_line(repr(action))}"]
         except KeyError as exc:
             return "unknown", [str(exc.args[0] if exc.args else exc)]
         except Exception as exc:  # noqa: BLE001 - reported to the issuer, this worker goes on
@@ -431,6 +431,8 @@ class Workers:
         timeout: float,
         extra: Mapping[str, Any] | None = None,
     ) -> Broadcast:
+        if actor is not None:
+            _args.text(f"workers.{action}()", "actor", actor)
         seq = self.state.write_command(action, actor=actor or "unknown", target=target, extra=extra)
 
         def judge(row: WorkerRow) -> bool | None:
@@ -518,6 +520,7 @@ def set_overrides(
     """Write overrides and wait for every live worker; if any refuses them (invalid, a
     restart-only path), take them back out so one bad entry does not block every later
     reload, and return the refusal."""
+    _args.text("overrides", "actor", actor)  # in every worker's log line and audit record
     seq, _ = state.write_overrides(set=values, unset=unset, actor=actor, ttl=ttl)
     paths = set(values)
 

@@ -233,8 +233,12 @@ def test_a_coroutine_that_cannot_run_is_refused_loudly(tmp_path: pathlib.Path) -
     plain.start()
     with pytest.raises(sr.StateError, match="event loop"):
         plain.on("level", applier)
+
+    async def subscriber(result: sr.ReloadResult) -> None:
+        pass
+
     with pytest.raises(sr.StateError, match="event loop"):
-        plain.subscribe(applier)  # type: ignore[arg-type]
+        plain.subscribe(subscriber)
     plain.stop()
 
     async def main() -> None:

@@ -206,7 +206,7 @@ def test_service_links_read_on_request() -> None:
     source = sr.Env("MYAPP_", SERVICE_LINKS, service_links="read")
     with pytest.raises(sr.ConfigError, match="env:MYAPP_SERVICE_HOST: service_host: unknown key"):
         sr.Reloader(App, [source], registry=CollectorRegistry()).start()
-    with pytest.raises(ValueError, match="service_links must be 'ignore' or 'read'"):
+    with pytest.raises(ValueError, match="Env: service_links must be one of 'ignore', 'read', got 'skip'"):
         sr.Env("MYAPP_", service_links="skip")  # type: ignore[arg-type]
 
 

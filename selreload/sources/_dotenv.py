@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _args
 from .._errors import Issue
 from .._typing import Layer
 from ._file import FileSource
@@ -181,9 +182,9 @@ class DotEnv(FileSource):
         **kwargs: Any,
     ) -> None:
         super().__init__(path, required=required, **kwargs)
-        self.prefix = prefix
-        self.interpolate = interpolate
-        self.environ = environ
+        self.prefix = _args.text("DotEnv", "prefix", prefix, empty=True)
+        self.interpolate = _args.flag("DotEnv", "interpolate", interpolate)
+        self.environ = _args.environ("DotEnv", environ)
 
     def __repr__(self) -> str:
         return f"DotEnv({self._display!r}, prefix={self.prefix!r}, required={self.required})"

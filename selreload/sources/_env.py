@@ -9,6 +9,7 @@ import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from .. import _args
 from .._errors import ConfigError, Issue
 from .._typing import Layer, NotifyFn, Watcher
 from .._values import printable
@@ -58,13 +59,18 @@ class Env:
         file_suffix: str | None = "_FILE",
         watch: str | bool = "auto",
     ):
-        if service_links not in ("ignore", "read"):
-            raise ValueError(f"service_links must be 'ignore' or 'read', got {service_links!r}")
-        self.prefix = prefix
-        self.file_suffix = file_suffix or None
-        self.watch_mode: str | bool = "auto" if watch is True else watch
-        self.environ = environ
-        self.ignore = frozenset(ignore)
+        _args.one_of("Env", "service_links", service_links, ("ignore", "read"))
+        if prefix == "" and environ is None:
+            raise ValueError(
+                "Env: prefix must not be empty when reading os.environ: every variable (PATH, HOME, ...) "
+                "would be a setting"
+            )
+        self.prefix = _args.text("Env", "prefix", prefix, empty=True)
+        # "" reads as None, as it always did: no variable names a file.
+        self.file_suffix = _args.text("Env", "file_suffix", file_suffix) if file_suffix not in (None, "") else None
+        self.watch_mode = _args.watch_mode("Env", watch)
+        self.environ = _args.environ("Env", environ)
+        self.ignore = frozenset(_args.each("Env", "ignore", ignore, lambda n, v: _args.text("Env", n, v)))
         self.service_links = service_links
         self._last: Layer | None = None
         self._logged_links: frozenset[str] = frozenset()
@@ -105,7 +111,9 @@ class Env:
     def _items(self) -> list[tuple[str, str]]:
         """The variables that are settings, sorted by name."""
         env = os.environ if self.environ is None else self.environ
-        items = sorted((k, v) for k, v in env.items() if k.startswith(self.prefix) and k not in self.ignore)
+        items = sorted(
+            (k, v) for k, v in env.items() if type(k) is str and k.startswith(self.prefix) and k not in self.ignore
+        )
         if self.service_links == "ignore" and items:
             links = service_links(env, (k for k, _ in items))
             if links:

@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import _args
 from .._errors import ConfigError, Issue
 from .._etcd_access import Access, access
-from .._etcd_client import LoopThread, Session, client_errors, one_line, require
+from .._etcd_client import LoopThread, Session, client_errors, first_line, require
 from .._etcd_shared import SharedClient, acquire, release
 from .._fleet_overrides import control_key, overrides_key
 from .._guard import MAX_BYTES, MAX_NODES
@@ -109,10 +110,11 @@ class Etcd:
         health_interval: float = 1.0,
         overrides: bool = True,
     ) -> None:
-        if not key:
-            raise ValueError("an etcd key is required")
-        if lease_ttl < 1:
-            raise ValueError(f"lease_ttl must be at least 1 second, got {lease_ttl!r}")
+        _args.every("Etcd", _args.text, key="" if key is None else key, instance=instance, status_prefix=status_prefix)
+        _args.every("Etcd", _args.positive_count, lease_ttl=lease_ttl, max_bytes=max_bytes, max_nodes=max_nodes)
+        _args.every("Etcd", _args.positive_seconds, timeout=timeout, health_interval=health_interval)
+        _args.every("Etcd", _args.flag, rollouts=rollouts, overrides=overrides)
+        _args.every("Etcd", lambda w, n, v: _args.callable_with(w, n, v, ()), health=health)
         require()
         self.access: Access = access(
             endpoints,
@@ -205,11 +207,11 @@ class Etcd:
                     "etcd %s at %s unreachable (%s): keeping the config from revision %s",
                     self.key,
                     self.access,
-                    one_line(exc),
+                    first_line(exc),
                     self._good.revision,
                 )
                 return self._compose(self._good)
-            msg = f"cannot read from etcd at {self.access}: {one_line(exc)}"
+            msg = f"cannot read from etcd at {self.access}: {first_line(exc)}"
             raise ConfigError([Issue("", msg, self.name)]) from None
         if value is None:
             if self._good is not None:

@@ -22,6 +22,7 @@ from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, parse_re
 from .._layers import merge
 from .._statedir import active_entries, next_expiry
 from .._typing import Layer, NotifyFn
+from .._values import one_line, recorded_text
 from .._workers import override_origin, override_tree
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class InstanceOverrides:
                 if why is None:
                     kept.append(e)
                 else:
-                    refused.append(f"{e['path']}: {why} (override by {e.get('actor') or 'unknown'})")
+                    refused.append(f"{one_line(str(e['path']))}: {why} (override by {recorded_text(e, 'actor')})")
             entries = kept
         self.active, self.refused = tuple(entries), tuple(refused)
         if self.timer is not None:
@@ -169,7 +170,7 @@ class InstanceFleet:
             return None
         if (found[1] if found else 0) == self.overrides.revision:
             return None
-        return str(parse_record(found[0] if found else None).get("actor") or "unknown")
+        return recorded_text(parse_record(found[0] if found else None), "actor")
 
     def run_command(self, reloader: Reloader[Any]) -> bool:
         """Run the command read last, once (`selreload rollback --etcd`); whether it ran."""
@@ -178,12 +179,12 @@ class InstanceFleet:
         if done is None or seq <= done:
             return False
         self.done_seq = seq
-        action, target = command.get("action"), command.get("target")
-        actor = str(command.get("actor") or "unknown")
+        action, target = recorded_text(command, "action", "?"), recorded_text(command, "target", "?")
+        actor = recorded_text(command, "actor")
         outcome, errors = "unknown", [f"unknown command {action!r}"]
-        if action == "rollback":
+        if command.get("action") == "rollback":
             try:
-                result = reloader.rollback(str(target), actor=actor)
+                result = reloader.rollback(target, actor=actor)
                 outcome, errors = result.outcome.value, [str(e) for e in result.errors]
             except KeyError as exc:  # not in this instance's history: it says so
                 outcome, errors = "unknown", [str(exc.args[0] if exc.args else exc)]

@@ -18,6 +18,7 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from .. import _args
 from .._errors import ConfigError, Issue
 from .._guard import MAX_BYTES, MAX_NODES
 from .._typing import Layer, NotifyFn, Watcher
@@ -139,15 +140,16 @@ class FileSource(abc.ABC):
         quiet: float = 0.0,
         strict_modes: bool = False,
     ) -> None:
+        where = type(self).__name__
+        self._display = _args.path(where, "path", path)
         self.path = pathlib.Path(path).absolute()
-        self.quiet = quiet
-        self.required = required
-        self.max_bytes = max_bytes
-        self.watch_mode: str | bool = "auto" if watch is True else watch
-        self.max_nodes = max_nodes
-        self.strict_modes = strict_modes
+        self.quiet = _args.seconds(where, "quiet", quiet)
+        self.required = _args.flag(where, "required", required)
+        self.max_bytes = _args.positive_count(where, "max_bytes", max_bytes)
+        self.watch_mode = _args.watch_mode(where, watch)
+        self.max_nodes = _args.positive_count(where, "max_nodes", max_nodes)
+        self.strict_modes = _args.flag(where, "strict_modes", strict_modes)
         self._unsafe_modes: str | None = None  # what was last warned about
-        self._display = os.fspath(path)
         self._last: Layer | None = None
         # The last bytes that failed and why: the same bytes fail the same way.
         self._failed: tuple[str, ConfigError] | None = None

@@ -7,6 +7,7 @@ import os
 import pathlib
 from typing import Final
 
+from .. import _args
 from .._errors import ConfigError, Issue
 from .._typing import Layer, NotifyFn, Watcher
 from .._values import printable
@@ -57,12 +58,12 @@ class SecretsDir:
         watch: str | bool = "auto",
         quiet: float = 0.0,
     ) -> None:
+        self._display = _args.path("SecretsDir", "path", path)
         self.path = pathlib.Path(path).absolute()
-        self.prefix = prefix
-        self.required = required
-        self.watch_mode: str | bool = "auto" if watch is True else watch
-        self.quiet = quiet
-        self._display = os.fspath(path)
+        self.prefix = _args.text("SecretsDir", "prefix", prefix, empty=True)
+        self.required = _args.flag("SecretsDir", "required", required)
+        self.watch_mode = _args.watch_mode("SecretsDir", watch)
+        self.quiet = _args.seconds("SecretsDir", "quiet", quiet)
         self._last: Layer | None = None
 
     @property

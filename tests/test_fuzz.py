@@ -253,6 +253,8 @@ def defects(h: Harness, text: str) -> list[str]:
             shown = shown.replace(allowed, "")
         if MARKER in shown:
             found.append(f"the secret is in {where}: {shown[:300]}")
+    # Every issue is one printable line: it becomes a log line (a newline in one forged one).
+    found += [f"issue not one printable line: {e!r}"[:300] for e in map(str, result.errors) if not e.isprintable()]
     if cpu > 1.0 or elapsed > 10.0:
         found.append(f"took {cpu:.2f} s of CPU ({elapsed:.2f} s wall)")
     return found

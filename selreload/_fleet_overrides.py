@@ -74,7 +74,7 @@ def parse_record(body: bytes | None) -> dict[str, Any]:
     seq, entries = doc.get("seq"), doc.get("entries")
     return {
         **doc,
-        "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
+        "seq": seq if type(seq) is int and seq >= 0 else 0,  # not a bool, not below 0
         "entries": [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else [],
     }
 
@@ -159,11 +159,19 @@ class FleetControl:
 
         return self._run(op)
 
+    def _reported(self, field: str) -> int:
+        """The highest sequence number a live instance reports for `field`. A record deleted
+        (or the key made anew) starts again at 1, under the instances' reports of higher
+        numbers: a writer waiting for `reported >= seq` took an instance's answer to an
+        older command for the answer to its own. The next number goes past both."""
+        return max((int(getattr(row, field)) for row in self.fleet().rows), default=0)
+
     def write_overrides(
         self, *, set: Mapping[str, Any] | None = None, unset: Sequence[str] = (), actor: str, ttl: float | None = None
     ) -> dict[str, Any]:
         """Set and unset entries (compare-and-swap; expired ones swept); returns the record written."""
         _args.text("fleet overrides", "actor", actor)  # in every instance's log line and audit record
+        floor = self._reported("overrides_seq")
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
             now = time.time()
@@ -173,15 +181,22 @@ class FleetControl:
             for path, value in (set or {}).items():
                 expires = iso(now + ttl) if ttl is not None else None
                 entries.append({"path": path, "value": value, "actor": actor, "ts": stamp, "expires": expires})
-            return {"seq": doc["seq"] + 1, "actor": actor, "entries": entries}
+            return {"seq": max(doc["seq"], floor) + 1, "actor": actor, "entries": entries}
 
         return self._swap(overrides_key(self.key), change)
 
     def write_command(self, action: str, *, target: str, actor: str) -> int:
         _args.text(f"fleet {action}", "actor", actor)
+        floor = self._reported("command_seq")
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
-            return {"seq": doc["seq"] + 1, "action": action, "target": target, "actor": actor, "ts": now_iso()}
+            return {
+                "seq": max(doc["seq"], floor) + 1,
+                "action": action,
+                "target": target,
+                "actor": actor,
+                "ts": now_iso(),
+            }
 
         return int(self._swap(control_key(self.key), change)["seq"])
 

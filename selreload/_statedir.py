@@ -355,16 +355,23 @@ class StateDir:
                 entry = {"path": path, "value": value, "actor": actor, "ts": stamp}
                 entry["expires"] = iso(now + ttl) if ttl is not None else None
                 entries.append(entry)
-            seq = doc["seq"] + 1
+            seq = self._next(doc["seq"], "overrides_seq")
             write_json(self.overrides_path, {"seq": seq, "entries": entries})
         return seq, entries
+
+    def _next(self, recorded: int, reported: str) -> int:
+        """The next sequence number: past the record's and past every number a live worker
+        reports. A record deleted (or its directory made anew) started again at 1, under
+        the workers' reports of higher numbers: a writer waiting for `reported >= seq`
+        took a worker's answer to an older command for the answer to its own."""
+        return max(recorded, *(row.seq(reported) for row in self.workers().rows), 0) + 1
 
     # --- commands -----------------------------------------------------------------------
 
     def read_command(self) -> dict[str, Any]:
         doc = read_json(self.control_path) or {}
         seq = doc.get("seq")
-        return dict(doc, seq=seq if isinstance(seq, int) else 0)
+        return dict(doc, seq=seq if type(seq) is int and seq >= 0 else 0)  # not a bool, not below 0
 
     def write_command(
         self, action: str, *, actor: str, target: str | None = None, extra: Mapping[str, Any] | None = None
@@ -372,7 +379,7 @@ class StateDir:
         """Write the next service-wide command; returns its sequence number. `extra`: what
         a worker started later needs to replay it (a rollback's values and held inputs)."""
         with self._writing():
-            seq = int(self.read_command()["seq"]) + 1
+            seq = self._next(int(self.read_command()["seq"]), "command_seq")
             doc = {**(extra or {}), "seq": seq, "action": action, "target": target, "actor": actor, "ts": now_iso()}
             write_json(self.control_path, doc)
         return seq

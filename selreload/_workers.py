@@ -57,6 +57,21 @@ TRIGGER_EXPIRY = "override-expired"
 TRIGGER_CONTROL = "control"
 
 
+def is_new_command(seq: int, done: int, *, where: str) -> bool:
+    """Whether the command numbered `seq` is one to run, the last run being `done`.
+
+    A number that went back is a new sequence, not an old command: the record was written
+    again from 1 (deleted, its directory or key made anew) or by hand. 0 is no record. Taken as old, every
+    command after it was ignored here and, worse, ACKed by this worker's report of the
+    higher number it ran last.
+    """
+    if seq == done or seq == 0:  # the same command again (a second event), or no record at all
+        return False
+    if seq < done:
+        log.warning("%s: command #%d after #%d: the sequence started again; running it", where, seq, done)
+    return True
+
+
 def override_origin(entry: Mapping[str, Any]) -> str:
     return f"override:{recorded_text(entry, 'actor')}@{recorded_text(entry, 'ts', '?')}"
 
@@ -315,7 +330,7 @@ class Workers:
         self.state.workers(prune=True)  # housekeeping: the files of workers long dead
         with self._command_lock:
             command = self.state.read_command()
-            self._done_seq = max(self._done_seq, command["seq"])
+            self._done_seq = command["seq"]
             reloader = self._reloader() if self._reloader is not None else None
             answer = self._replay(reloader, command) if reloader is not None else None
         outcome, errors = answer if answer is not None else ("none", [])
@@ -371,9 +386,10 @@ class Workers:
         with self._command_lock:
             command = self.state.read_command()
             seq = command["seq"]
-            if seq <= self._done_seq:
+            new = is_new_command(seq, self._done_seq, where=str(self.state.control_path))
+            self._done_seq = seq  # the record's number, always: a deleted record (0) starts again
+            if not new:
                 return
-            self._done_seq = seq
             outcome, errors = self._run(reloader, command)
             self.reporter.commanded(seq, outcome, errors)
 

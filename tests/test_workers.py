@@ -149,6 +149,61 @@ def test_rollback_by_digest_reaches_every_worker(tmp_path: pathlib.Path) -> None
             r.stop()
 
 
+HOSTILE_CONTROL = [
+    b"[1, 2]",
+    b'"text"',
+    b"null",
+    b"\xff\xfe",
+    b'{"seq": true, "action": "reload"}',
+    b'{"seq": -5, "action": "reload"}',
+    b'{"seq": 1e308, "action": "reload"}',
+    b'{"seq": 7, "action": ["reload"]}',
+    b'{"seq": 8, "action": "rollback", "target": {"a": 1}}',
+    b'{"seq": 9, "action": "rollback", "values": {"": 1}, "held": []}',
+    b'{"seq": 99999999999999999999999999999, "action": "reload"}',
+    b'{"seq": 3, "action": "reload", "actor": "written by hand, lower"}',
+]
+
+
+def test_a_control_record_deleted_or_written_by_hand_never_silences_a_worker(tmp_path: pathlib.Path) -> None:
+    """The control record deleted (or its directory made anew) starts again at 1, under the
+    workers' reports of higher numbers; a record written by hand may hold anything. Every
+    command after either still runs in every worker, and its answer is the answer to it.
+    Before: a deleted record's next command was ignored by every worker and ACKed by their
+    reports of the older command, so `workers.reload()` said "complete" with nothing run."""
+    rs = workers(tmp_path, n=2)
+    for r in rs:
+        r.start()
+    state = tmp_path / "state"
+    try:
+        assert rs[0].workers.reload(actor="ops").complete  # type: ignore[union-attr]
+        for i, text in enumerate(["two", "three"]):
+            (state / "control.json").unlink()  # deleted while they run: the sequence starts again
+            write_atomic(tmp_path / "config.yaml", f"message: {text}\n")
+            answer = rs[0].workers.reload(actor="ops")  # type: ignore[union-attr]
+            assert answer.complete and answer.seq > 1, answer.summary()
+            assert [r.current.message for r in rs] == [text, text], i
+        for body in HOSTILE_CONTROL:
+            tmp = state / "control.tmp"
+            tmp.write_bytes(body)
+            tmp.replace(state / "control.json")
+            time.sleep(0.05)
+        write_atomic(tmp_path / "config.yaml", "message: four\n")
+        answer = rs[0].workers.reload(actor="ops")  # type: ignore[union-attr]
+        assert answer.complete, answer.summary()
+        assert [r.current.message for r in rs] == ["four", "four"]
+        assert all(r.status()["healthy"] for r in rs)
+        (state / "overrides.json").unlink(missing_ok=True)
+        answer = rs[1].workers.set({"message": "over"}, actor="ops")  # type: ignore[union-attr]
+        assert answer.complete and [r.current.message for r in rs] == ["over", "over"], answer.summary()
+        (state / "overrides.json").unlink()
+        answer = rs[1].workers.set({"message": "again"}, actor="ops")  # type: ignore[union-attr]
+        assert answer.complete and [r.current.message for r in rs] == ["again", "again"], answer.summary()
+    finally:
+        for r in rs:
+            r.stop()
+
+
 def test_a_worker_started_after_a_rollback_comes_up_on_the_rolled_back_config(tmp_path: pathlib.Path) -> None:
     """A service-wide rollback holds in workers started after it (the file still holds
     what it held then): the new worker replays it, with origin rollback:<actor>@<ts>,

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._expiry import ExpiryTimer
-from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, parse_record, refusal
+from .._fleet_overrides import TRIGGER_EXPIRY, TRIGGER_OVERRIDE, brief, control_key, parse_record, refusal
 from .._layers import merge
 from .._statedir import active_entries, next_expiry
 from .._typing import Layer, NotifyFn
 from .._values import one_line, recorded_text
-from .._workers import override_origin, override_tree
+from .._workers import is_new_command, override_origin, override_tree
 
 if TYPE_CHECKING:
     import weakref
@@ -176,9 +176,12 @@ class InstanceFleet:
         """Run the command read last, once (`selreload rollback --etcd`); whether it ran."""
         command, done = self.control, self.done_seq
         seq = int(command["seq"])
-        if done is None or seq <= done:
+        if done is None:
             return False
-        self.done_seq = seq
+        new = is_new_command(seq, done, where=f"etcd {control_key(self.key)}")
+        self.done_seq = seq  # the record's number, always: a deleted record (0) starts again
+        if not new:
+            return False
         action, target = recorded_text(command, "action", "?"), recorded_text(command, "target", "?")
         actor = recorded_text(command, "actor")
         outcome, errors = "unknown", [f"unknown command {action!r}"]

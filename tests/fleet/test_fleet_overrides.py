@@ -188,6 +188,34 @@ def test_fleet_rollback_by_version_and_digest(fleet: Fleet) -> None:
     assert code == 1 and err.count("\n") == 1 and "expected a VERSION or a DIGEST" in err, err
 
 
+def test_a_deleted_control_or_overrides_key_starts_a_new_sequence(fleet: Fleet) -> None:
+    """The control key deleted after a rollback: the next rollback is #2, past what every
+    instance reports, and runs everywhere. Before, it was #1 again: every instance took it
+    for the one it had run and the CLI counted their old answers, "3 of 3 applied it", with
+    the fleet left where it was. The same for the overrides key."""
+    kv = Kv(fleet.endpoint)
+    for limit in (2, 3):
+        revision = kv.put(fleet.key, f"level: info\nlimit: {limit}\n")
+        fleet.wait_all(lambda r, rev=revision: r.acked and r.applied_revision == rev, what=f"limit {limit}")
+    digest = dict(fleet.rows()["i0"].history)[2]
+    code, out, err = cli("rollback", digest[:12], *at(fleet), "--actor", "ops")
+    assert code == 0 and values(fleet, "limit") == dict.fromkeys(fleet.instances, 2), (out, err)
+    revision = kv.put(fleet.key, "level: info\nlimit: 4\n")
+    fleet.wait_all(lambda r: r.acked and r.applied_revision == revision and r.command_seq == 1, what="limit 4")
+    kv.delete(fleet.key + ".control")
+    code, out, err = cli("rollback", digest[:12], *at(fleet), "--actor", "ops")
+    assert code == 0 and "3 of 3 instances applied it" in out, (out, err)
+    assert values(fleet, "limit") == dict.fromkeys(fleet.instances, 2)
+    assert {r.command_seq for r in fleet.rows().values()} == {2}
+
+    code, out, err = cli("set", "level=debug", *at(fleet), "--actor", "ops", "--timeout", "10")
+    assert code == 0 and values(fleet, "level") == dict.fromkeys(fleet.instances, "debug"), (out, err)
+    kv.delete(fleet.key + ".overrides")
+    fleet.wait_all(lambda r: not r.overrides, what="the overrides gone with their key")
+    code, out, err = cli("set", "level=warning", *at(fleet), "--actor", "ops", "--timeout", "10")
+    assert code == 0 and values(fleet, "level") == dict.fromkeys(fleet.instances, "warning"), (out, err)
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -75,9 +75,9 @@ _APPLIER_ARGS = ("changes", "snapshot")
 _MAX_HISTORY = 1_000_000  # snapshots kept for rollback(); each holds a whole config
 
 
-def _attempt_args(where: str, trigger: object, actor: object) -> None:
-    # Both reach the log line of the attempt, its metric label and its audit record.
-    _args.text(where, "trigger", trigger)
+def _actor(where: str, actor: object) -> None:
+    # It reaches the log line of the attempt and its audit record (the trigger too, and
+    # its metric label: reload() checks that one).
     if actor is not None:
         _args.text(where, "actor", actor)
 
@@ -458,7 +458,8 @@ class Reloader(AsyncAPI, Generic[C]):
             StateError: not started, or called from inside a reload (an applier or
                 subscriber); use `request_reload()` there, which runs after it.
         """
-        _attempt_args("reload()", trigger, actor)
+        _args.text("reload()", "trigger", trigger)
+        _actor("reload()", actor)
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()
@@ -543,7 +544,7 @@ class Reloader(AsyncAPI, Generic[C]):
         Raises:
             UnknownVersionError: `version` is not in `history` (a `KeyError`).
         """
-        _attempt_args("rollback()", "rollback", actor)
+        _actor("rollback()", actor)
         self._not_on_the_loop()
         with self._writing(), self._write:
             live = self._require_live()

@@ -407,8 +407,8 @@ class Structurer:
             plain = keys_printable(v)  # the usual case, in a few C calls for the whole map
             for key, entry in v.items():
                 sub = join(path, key if plain else printable(key))
-                if not plain and type(key) is str and not key.isprintable():
-                    issues.append(Issue(sub, f"key {key_problem(key)}"))
+                if not plain and type(key) is str and (problem := key_problem(key)) is not None:
+                    issues.append(Issue(sub, f"key {problem}"))
                     bad = True
                     continue
                 k = k_fn(key, sub, issues)

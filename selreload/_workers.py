@@ -61,9 +61,9 @@ def is_new_command(seq: int, done: int, *, where: str) -> bool:
     """Whether the command numbered `seq` is one to run, the last run being `done`.
 
     A number that went back is a new sequence, not an old command: the record was written
-    again from 1 (deleted, its directory or key made anew) or by hand. 0 is no record. Taken as old, every
+    again from 1 (deleted, its directory or key made anew) or by hand. Taken as old, every
     command after it was ignored here and, worse, ACKed by this worker's report of the
-    higher number it ran last.
+    higher number it ran last. 0 is no record at all.
     """
     if seq == done or seq == 0:  # the same command again (a second event), or no record at all
         return False

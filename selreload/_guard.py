@@ -131,6 +131,12 @@ def within(tree: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH)
     ~8x faster than the memoised walk. Shared subtrees are walked once per use, which the
     node budget bounds: a bomb or a cycle stops the walk at `max_nodes` steps.
     """
+    return measure(tree, max_nodes=max_nodes, max_depth=max_depth) is not None
+
+
+def measure(tree: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> tuple[int, int] | None:
+    """`(nodes, levels)` of a container, itself counted (`within`'s count), or None as
+    soon as either is over its budget."""
     total = 1
     level: list[Any] = [tree]
     depth = 1
@@ -146,14 +152,14 @@ def within(tree: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH)
             values = node.values() if isinstance(node, dict) else node
             total += len(values)
             if total > max_nodes:  # before gathering: a level holds at most the budget
-                return False
+                return None
             if not all_scalars(map(type, values)):
                 below += [value for value in values if isinstance(value, containers)]
         if below and depth >= max_depth:
-            return False
+            return None
         level = below
         depth += 1
-    return True
+    return total, depth - 1
 
 
 # Every source builds its trees from these (ruamel's CommentedMap is a dict subclass);

@@ -10,6 +10,7 @@ from ._errors import ConfigError, Issue
 from ._paths import Part, render, split
 from ._structure import Structurer
 from ._typing import Layer
+from ._yaml import Located
 
 MAX_ISSUES: Final = 100
 """Issues listed per reload; the rest are counted in a last "+N more" issue. A million
@@ -75,7 +76,10 @@ def structure(structurer: Structurer, layers: Sequence[Layer], *, max_issues: in
             file order, then one "+N more" issue counting the rest.
     """
     collector = Issues(max_issues)
-    config, _ = structurer.structure(merge(layer.tree for layer in layers), issues=collector)
+    # A document layer's tree is the parser's own (`Located` is its `locate`): never
+    # modified, its unchanged parts handed back as the same objects.
+    shared = all(layer.tree is None or type(layer.locate) is Located for layer in layers)
+    config, _ = structurer.structure(merge(layer.tree for layer in layers), issues=collector, shared=shared)
     if collector:
         # Only the kept issues are placed: each costs a lookup in positions parsed once
         # per layer, so 100 issues cost one positions pass, not one per issue.

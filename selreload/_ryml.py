@@ -30,9 +30,12 @@ import os
 import re
 import sys
 import threading
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Any, Final, TypeAlias
 
 from ruamel.yaml.resolver import implicit_resolvers
+
+from ._guard import MAX_DEPTH, MAX_NODES, measure
 
 _STR: Final = "tag:yaml.org,2002:str"
 
@@ -158,6 +161,7 @@ _decoder = json.JSONDecoder(object_pairs_hook=_mapping, parse_constant=_constant
 
 _KEEP: Final = 256 * 1024  # the output buffer (and the tree's text arena) kept between parses, at most
 _KEEP_NODES: Final = 16384  # the nodes of the tree kept between parses, at most
+_SMALL: Final = 4096  # bytes: a document parsed in the small tree
 
 
 class _Parser:
@@ -172,7 +176,10 @@ class _Parser:
         self._ryml = ryml
         self._lock = threading.Lock()
         self._buf = bytearray(4096)
-        self._tree: Any = None  # one rapidyaml tree, cleared and reused (~1 us less a parse)
+        # Two rapidyaml trees, cleared and reused (~1 us less a parse): one for small
+        # documents (a top-level entry), since clearing costs a tree's capacity (70 us
+        # for one left at 10,000 leaves, against the 10 us a small entry's parse takes).
+        self._trees: list[Any] = [None, None]
         self._slot: Any = None
         self._null: int | None = None
         if sys.platform == "linux" and _glibc():
@@ -197,7 +204,8 @@ class _Parser:
             saved = slot.value
             slot.value = self._null
             try:
-                tree, self._tree = self._tree, None  # not kept if the parse raises
+                which = 0 if len(data) < _SMALL else 1
+                tree, self._trees[which] = self._trees[which], None  # not kept if the parse raises
                 if tree is None:
                     tree = ryml.Tree()
                 else:
@@ -214,7 +222,7 @@ class _Parser:
                     if size <= _KEEP:
                         self._buf = buf
                 if tree.arena_capacity() <= _KEEP and tree.capacity() <= _KEEP_NODES:
-                    self._tree = tree  # a large document's arena and nodes go with its tree
+                    self._trees[which] = tree  # a large document's arena and nodes go with its tree
             finally:
                 slot.value = saved
             return str(memoryview(buf)[:size], "utf-8")
@@ -285,12 +293,24 @@ class _Counting(threading.local):
 _counting = _Counting()
 
 
-def fast_tree(text: str) -> dict[str, Any] | None:
+def fast_tree(text: str, sections: Sections | None = None) -> dict[str, Any] | None:
     """The tree of `text` exactly as ruamel's safe loader builds it, or `None` when this
-    path cannot vouch for it (the caller then asks ruamel)."""
+    path cannot vouch for it (the caller then asks ruamel).
+
+    With `sections` (one per source), a document's top-level entries whose text is the
+    same as in the last document parsed are not parsed again (`Sections`).
+    """
     fast = _parser if _tried else parser()
     if fast is None:
         return None
+    if sections is not None and len(text) >= sections.min_size:
+        tree = sections.tree(text, fast)
+        if tree is not None:
+            return tree
+    return _whole(text, fast)
+
+
+def _whole(text: str, fast: _Parser) -> dict[str, Any] | None:
     if _unsure_text(text):
         return None
     try:
@@ -298,3 +318,115 @@ def fast_tree(text: str) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - _Unsure, rapidyaml's ExceptionParse, a huge int: ruamel decides
         return None
     return tree if type(tree) is dict else None
+
+
+# A top-level entry starts a line with its key: what is not an entry's first line starts
+# with a space, a `#` or a `- ` (a sequence may sit at its key's indentation), or is blank.
+_ENTRY_START = re.compile(r"\n(?=[^ \n#-]|-[^ \n])")
+# The plain keys taken as one entry's start; anything else at a line start (`---`, `? `,
+# a quoted or flow key, `-1:`) leaves the document to the whole parse.
+_ENTRY_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?:[ ]|\n|$)")
+_BLANK_OR_COMMENT = re.compile(r"(?:[ ]*(?:#[^\n]*)?(?:\n|$))*")
+
+
+_Entry: TypeAlias = tuple[str, Any, int, int]
+"""A top-level entry: its key, its value, and its nodes and levels (`_guard.measure`)."""
+
+
+class Sections:
+    """The top-level entries of the last document one source parsed, by their text.
+
+    The document is cut before each line that starts with a plain key (`name:`); every
+    other line belongs to the entry above it. In a block mapping at the top level that is
+    where libyaml starts a new entry: every block construct of an entry is indented, so a
+    line at column 0 ends it. An entry whose text did not change since the last document
+    gets back the very tree it had (trees are never modified: layers are reused the same
+    way), so the structurer, digests and diff skip it by identity.
+
+    The entries that are new are parsed together, as one document of their texts (one
+    call, checked exactly as a whole document is), whose keys must be theirs, one each,
+    in order: what runs past an entry's end (a quote or a bracket left open) breaks that
+    line-up, or the parse, and the whole document is then parsed as before. A document
+    mostly new (a first parse, every section changed) is parsed whole; its entries are
+    remembered when its keys line up with the cut. A key in two entries leaves the
+    document to ruamel, which says where.
+
+    Only the last document's entries are kept: memory is one document's text and tree.
+    """
+
+    __slots__ = ("entries", "last", "max_nodes", "min_size")
+
+    def __init__(self, *, max_nodes: int = MAX_NODES, min_size: int = 2048) -> None:
+        self.min_size = min_size  # shorter documents are parsed whole: one call is cheaper
+        self.max_nodes = max_nodes
+        # piece -> (key, value, its nodes, its levels): the budgets' counts, per entry
+        self.entries: dict[str, _Entry] = {}
+        # The last tree returned, with its nodes and levels: one tuple, replaced whole
+        # (a plan on another thread may parse at the same time).
+        self.last: tuple[dict[str, Any], int, int] | None = None
+
+    def within(self, tree: Any) -> bool:
+        """Whether `tree` is the last one returned and within the node and depth budgets
+        (`_guard.check_tree`'s count, summed over the entries, each counted once)."""
+        last = self.last
+        return last is not None and last[0] is tree and last[1] <= self.max_nodes and last[2] <= MAX_DEPTH
+
+    def tree(self, text: str, fast: _Parser) -> dict[str, Any] | None:
+        pieces = _ENTRY_START.split(text)
+        known = self.entries
+        if pieces[0] not in known and _ENTRY_KEY.match(pieces[0]) is None:
+            if not _BLANK_OR_COMMENT.fullmatch(pieces[0]) or _unsure_text(pieces[0]):
+                return None  # content before the first entry: not a plain top-level mapping
+            del pieces[0]
+        if len(pieces) < 2:
+            return None
+        new = [piece for piece in pieces if piece not in known]
+        if 2 * len(new) > len(pieces):
+            whole = _whole(text, fast)
+            if whole is not None:
+                entries = self._lined_up(pieces, whole)
+                self.entries = entries or {}
+                if entries is not None:
+                    self._measured(whole, entries.values())
+            return whole
+        if new:
+            parsed = _whole("\n".join(new), fast)
+            added = None if parsed is None else self._lined_up(new, parsed)
+            if added is None:
+                return None
+            known = {**known, **added}
+        found: dict[str, _Entry] = {}
+        out: dict[str, Any] = {}
+        for piece in pieces:
+            entry = found[piece] = known[piece]
+            key = entry[0]
+            if key in out:
+                return None  # a duplicate key: ruamel places it
+            out[key] = entry[1]
+        self.entries = found
+        self._measured(out, found.values())
+        return out
+
+    def _measured(self, tree: dict[str, Any], entries: Iterable[_Entry]) -> None:
+        nodes, levels = 1, 0
+        for entry in entries:
+            nodes += entry[2]
+            levels = max(levels, entry[3])
+        self.last = (tree, nodes, levels + 1)
+
+    def _lined_up(self, pieces: list[str], tree: dict[str, Any]) -> dict[str, _Entry] | None:
+        """`{piece: entry}` when the tree's keys are the pieces' keys, one each, in order."""
+        if len(tree) != len(pieces):
+            return None
+        out: dict[str, _Entry] = {}
+        over = (self.max_nodes + 1, MAX_DEPTH + 1)  # counted no further: the walk says where
+        for piece, (key, value) in zip(pieces, tree.items(), strict=True):
+            m = _ENTRY_KEY.match(piece)
+            if m is None or m[1] != key:
+                return None
+            if isinstance(value, dict | list):
+                size = measure(value, max_nodes=self.max_nodes, max_depth=MAX_DEPTH - 1) or over
+            else:
+                size = (1, 0)
+            out[piece] = (key, value, *size)
+        return out

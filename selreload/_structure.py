@@ -11,6 +11,7 @@ know to a strict cattrs converter.
 from __future__ import annotations
 
 import collections.abc
+import contextvars
 import copyreg
 import datetime
 import enum
@@ -95,9 +96,19 @@ class Structurer:
         # cost a fingerprint of the whole tree per reload.
         self._root = self._compile(schema.cls, False, memo=False)
 
-    def structure(self, tree: Any, *, issues: list[Issue] | None = None) -> tuple[Any, list[Issue]]:
-        """`issues` collects what is found (a capped collector from `_layers`); a new list by default."""
+    def structure(
+        self, tree: Any, *, issues: list[Issue] | None = None, shared: bool = False
+    ) -> tuple[Any, list[Issue]]:
+        """`issues` collects what is found (a capped collector from `_layers`); a new list by default.
+
+        `shared`: every container in `tree` comes from selreload's own parsers, which never
+        modify a tree once made, and hand back the same object for an unchanged part
+        (`_ryml.Sections`): a subtree that is the very object structured last time at its
+        path is then taken as unchanged without comparing its values. A tree from anywhere
+        else (a user's source may change its dicts in place) is compared value by value.
+        """
         issues = [] if issues is None else issues
+        token = _SHARED.set(shared) if shared else None
         try:
             value = self._root(tree, "", issues)
         except (ArithmeticError, ValueError, RecursionError) as exc:
@@ -105,6 +116,9 @@ class Structurer:
             # ends as an issue, not an exception out of reload().
             issues.append(Issue("", f"a value could not be structured ({type(exc).__name__}): please report it"))
             return None, issues
+        finally:
+            if token is not None:
+                _SHARED.reset(token)
         if value is _BAD or issues:
             return None, issues
         return value, issues
@@ -621,6 +635,11 @@ _WRITTEN: Final = frozenset(
 _GLOBALS: Final = frozenset({*_WRITTEN, copyreg.__dict__["__newobj__"]})  # what their pickles name
 
 
+_SHARED: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar("selreload_shared_tree", default=False)
+"""Whether the tree being structured is `shared` (`Structurer.structure`): per call, so a
+plan on another thread structures its own tree by its own rule."""
+
+
 def _memoized(structure: StructureFn) -> StructureFn:
     """`structure` that gives back its last good result at a path for the same raw input.
 
@@ -631,24 +650,33 @@ def _memoized(structure: StructureFn) -> StructureFn:
     Each entry is one tuple, replaced whole: a plan on another thread (`Reloader.plan()`
     takes no lock) reads one old or one new entry, both true.
     """
-    memo: dict[str, tuple[bytes, Any]] = {}
+    # path -> (the raw subtree when it came from a shared tree, its fingerprint, result)
+    memo: dict[str, tuple[Any, bytes, Any]] = {}
     dumps = marshal.dumps
+    shared = _SHARED.get
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
+        hit = memo.get(path)
+        if hit is not None and hit[0] is v and shared():
+            return hit[2]  # the same object of a tree no one modifies: the same subtree
         try:  # `fingerprint`, inline: one call less per node
             key: bytes | None = dumps(v)
         except ValueError:
             key = _pickled(v)
-        if key is not None:
-            hit = memo.get(path)
-            if hit is not None and hit[0] == key:
-                return hit[1]
-        before = len(issues)
-        out = structure(v, path, issues)
-        if key is not None and out is not _BAD and len(issues) == before:
-            if len(memo) >= MEMO_PATHS:
-                memo.clear()
-            memo[path] = (key, out)
+        if key is None:
+            return structure(v, path, issues)
+        if hit is not None and hit[1] == key:
+            out = hit[2]
+        else:
+            before = len(issues)
+            out = structure(v, path, issues)
+            if out is _BAD or len(issues) != before:
+                return out
+        if len(memo) >= MEMO_PATHS:
+            memo.clear()
+        # Kept only from a shared tree (which hands the object back when it is unchanged):
+        # any other tree's next object is new, and keeping this one would only hold it.
+        memo[path] = (v if shared() else None, key, out)
         return out
 
     return s

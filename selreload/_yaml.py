@@ -25,7 +25,7 @@ from ruamel.yaml.reader import ReaderError
 from ._errors import ConfigError, Issue
 from ._guard import MAX_NODES, check_tree, prescan, too_many_nodes
 from ._paths import item, join
-from ._ryml import fast_tree
+from ._ryml import Sections, fast_tree
 from ._typing import Layer
 
 
@@ -66,6 +66,7 @@ def document_layer(
     max_nodes: int = MAX_NODES,
     revision: int | None = None,
     deep_text_check: bool = True,
+    within: Callable[[Any], bool] | None = None,
 ) -> Layer:
     """Check and parse the bytes of one document (any format) into a `Layer` named `name`.
 
@@ -84,6 +85,9 @@ def document_layer(
             millisecond, and the tree's walk enforces the budget after them: for those
             the scan only cost time (1 ms for a 10,000-leaf JSON file, whose 1,001
             brackets made it count every one).
+        within: the parser's own word that a tree it returned is within the node and
+            depth budgets (`_ryml.Sections` counts each top-level entry once); without
+            it, or when it cannot say, the tree is walked (`check_tree`).
 
     Raises:
         ConfigError: not UTF-8, a syntax error, empty, not a mapping, or over the nesting
@@ -112,7 +116,8 @@ def document_layer(
         raise _error("file has no settings (only comments?): expected a mapping of settings", name)
     if not isinstance(tree, Mapping):
         raise _error(f"expected a mapping of settings at the top level, got {_kind_name(tree)}", name)
-    check_tree(tree, name, max_nodes=max_nodes)
+    if within is None or not within(tree):
+        check_tree(tree, name, max_nodes=max_nodes)
     return Layer(name, tree, digest, Located(name, text, parse, positions), revision=revision)
 
 
@@ -347,7 +352,7 @@ _NODES: Final = (ScalarEvent, AliasEvent, MappingStartEvent, SequenceStartEvent)
 _ENDS: Final = (MappingEndEvent, SequenceEndEvent)
 
 
-def parse_yaml(name: str, text: str, *, max_nodes: int = MAX_NODES) -> Any:
+def parse_yaml(name: str, text: str, *, max_nodes: int = MAX_NODES, sections: Sections | None = None) -> Any:
     """The tree of a YAML document, bounded by `max_nodes`: from rapidyaml when it can
     vouch for the result (`_ryml`), else from ruamel's safe C loader, which also places
     every error.
@@ -359,7 +364,7 @@ def parse_yaml(name: str, text: str, *, max_nodes: int = MAX_NODES) -> Any:
     # so the event count (a second pass) is paid only by large documents.
     if len(text) > 2 * max_nodes:
         count_values(text, name, max_nodes=max_nodes)
-    tree = fast_tree(text)
+    tree = fast_tree(text, sections)
     if tree is not None:
         return tree
     try:

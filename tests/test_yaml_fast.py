@@ -300,9 +300,14 @@ def test_threads_parsing_at_once_keep_their_own_key_counts() -> None:
             if not duplicate and tree != expected:
                 wrong.append(f"the plain document read as {tree!r}")
 
-    threads = [threading.Thread(target=parse, args=(duplicated if i % 2 else plain, bool(i % 2))) for i in range(8)]
+    run_switching([threading.Thread(target=parse, args=(duplicated if i % 2 else plain, i % 2 == 1)) for i in range(8)])
+    assert wrong == []
+
+
+def run_switching(threads: list[Any]) -> None:
+    """Run `threads` to their end, switching between them as often as CPython can (mid-decode too)."""
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: mid-decode too
+    sys.setswitchinterval(1e-6)
     try:
         for t in threads:
             t.start()
@@ -310,4 +315,3 @@ def test_threads_parsing_at_once_keep_their_own_key_counts() -> None:
             t.join()
     finally:
         sys.setswitchinterval(interval)
-    assert wrong == []

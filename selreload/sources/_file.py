@@ -21,6 +21,7 @@ from typing import Any, Final
 from .. import _args
 from .._errors import ConfigError, Issue
 from .._guard import MAX_BYTES, MAX_NODES
+from .._ryml import Sections
 from .._typing import Layer, NotifyFn, Watcher
 
 # Module-level names on purpose: YamlFile looks them up here, where tests can replace them.
@@ -227,7 +228,13 @@ class FileSource(abc.ABC):
             positions=self._positions,
             max_nodes=self.max_nodes,
             deep_text_check=self.deep_text_check,
+            within=self._within,
         )
+
+    def _within(self, tree: Any) -> bool:
+        """Whether the parser vouches that `tree`, which it just returned, is within the
+        budgets (else `check_tree` walks it)."""
+        return False
 
     @abc.abstractmethod
     def _parse(self, text: str) -> Any:
@@ -263,9 +270,17 @@ class YamlFile(FileSource):
     """
 
     format = "YAML"
+    _sections: Sections | None = None
 
     def _parse(self, text: str) -> Any:
-        return parse_yaml(self._display, text, max_nodes=self.max_nodes)
+        if self._sections is None:
+            # The top-level entries of the last parse, reused (made on first use: YamlFile
+            # subclasses need not call an __init__ of ours).
+            self._sections = Sections(max_nodes=self.max_nodes)
+        return parse_yaml(self._display, text, max_nodes=self.max_nodes, sections=self._sections)
+
+    def _within(self, tree: Any) -> bool:
+        return self._sections is not None and self._sections.within(tree)
 
     def _positions(self, name: str, text: str) -> Mapping[str, str]:
         return yaml_positions(name, text)

@@ -397,14 +397,18 @@ class Sections:
             known = {**known, **added}
         found: dict[str, _Entry] = {}
         out: dict[str, Any] = {}
+        nodes, levels = 1, 0
         for piece in pieces:
             entry = found[piece] = known[piece]
             key = entry[0]
             if key in out:
                 return None  # a duplicate key: ruamel places it
             out[key] = entry[1]
+            nodes += entry[2]
+            if entry[3] > levels:
+                levels = entry[3]
         self.entries = found
-        self._measured(out, found.values())
+        self.last = (out, nodes, levels + 1)
         return out
 
     def _measured(self, tree: dict[str, Any], entries: Iterable[_Entry]) -> None:

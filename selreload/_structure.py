@@ -666,17 +666,17 @@ def _memoized(structure: StructureFn) -> StructureFn:
         if key is None:
             return structure(v, path, issues)
         if hit is not None and hit[1] == key:
-            out = hit[2]
-        else:
-            before = len(issues)
-            out = structure(v, path, issues)
-            if out is _BAD or len(issues) != before:
-                return out
-        if len(memo) >= MEMO_PATHS:
-            memo.clear()
-        # Kept only from a shared tree (which hands the object back when it is unchanged):
-        # any other tree's next object is new, and keeping this one would only hold it.
-        memo[path] = (v if shared() else None, key, out)
+            if shared():
+                memo[path] = (v, key, hit[2])  # this object is the one handed back next time
+            return hit[2]
+        before = len(issues)
+        out = structure(v, path, issues)
+        if out is not _BAD and len(issues) == before:
+            if len(memo) >= MEMO_PATHS:
+                memo.clear()
+            # The object is kept only from a shared tree (which hands it back when it is
+            # unchanged): any other tree's next object is new, keeping this one would hold it.
+            memo[path] = (v if shared() else None, key, out)
         return out
 
     return s

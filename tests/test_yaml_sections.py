@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pathlib
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -281,3 +283,105 @@ def test_keys_that_do_not_line_up_with_the_cut_are_not_remembered() -> None:
     assert sections._lined_up(["a: 1", "b: 2"], {"b": 2, "a": 1}) is None  # another order
     assert sections._lined_up(["a: 1", "b : 2"], {"a": 1, "b": 2}) is None  # not a plain key line
     assert sections._lined_up(["a: 1", "b: 2"], {"a": 1, "b": 2}) == {"a: 1": ("a", 1, 1, 0), "b: 2": ("b", 2, 1, 0)}
+
+
+@sr.config
+class Inner:
+    n: int = sr.hot(default=0)
+    s: str = sr.hot(default="")
+
+
+@sr.config
+class Part:
+    inner: Inner = sr.hot(factory=Inner)
+    tags: list[str] = sr.hot(factory=list)
+    m: dict[str, int] = sr.hot(factory=dict)
+
+
+@sr.config
+class Whole:
+    s0: Part = sr.hot(factory=Part)
+    s1: Part = sr.hot(factory=Part)
+    s2: Part = sr.hot(factory=Part)
+    s3: Part = sr.hot(factory=Part)
+    big: Part = sr.hot(factory=Part)
+
+
+BODIES = [
+    "  inner:\n    n: 1\n    s: x\n",
+    "  inner:\n    n: 2\n",
+    "  inner: {n: 3, s: y}\n",
+    "  inner:\n    s: z\n",
+    "  tags: [a, b]\n",
+    "  tags:\n  - a\n  - c\n",
+    "  tags: []\n",
+    "  m: {a: 1, b: 2}\n",
+    "  m: {a: 3}\n",
+    "  inner:\n    n: 1\n  tags: [x]\n  m: {k: 5}\n",
+    "  # only a comment\n",
+]
+BAD_BODIES = [
+    "  inner:\n    n: not a number\n",
+    "  m:\n    a: 1\n    a: 2\n",  # a duplicate key
+    "  m: {a: true}\n",
+    "  unknown: 1\n",
+    "  inner: 'open\n",
+]
+BIG = "big:\n  tags: [" + ", ".join(f"t{i}" for i in range(400)) + "]\n"  # past the cut-off, never edited
+
+
+@st.composite
+def config_entry(draw: st.DrawFn) -> str:
+    key = draw(st.sampled_from(["s0", "s1", "s2", "s3"]))
+    roll = draw(st.integers(0, 29))
+    if roll == 0:
+        return draw(st.sampled_from(HOSTILE)).format(k=draw(st.sampled_from([key, "zz"])))
+    if roll == 1:
+        return f"{key}:\n" + draw(st.sampled_from(BAD_BODIES))
+    # Distinct fields: a field given twice in one entry is a duplicate key.
+    fields = draw(st.lists(st.sampled_from(BODIES), min_size=1, max_size=2, unique_by=lambda b: b.split(":")[0]))
+    return f"{key}:\n" + "".join(fields)
+
+
+def strict(config: Any) -> Any:
+    """A config as nested plain data, each value with its type (1 == True would hide a change)."""
+    if attrs.has(type(config)):
+        return {a.name: strict(getattr(config, a.name)) for a in attrs.fields(type(config))}
+    if isinstance(config, tuple | list):
+        return [strict(v) for v in config]
+    if isinstance(config, Mapping):
+        return {k: strict(v) for k, v in config.items()}
+    return (type(config).__name__, config)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.lists(config_entry(), min_size=1, max_size=4, unique_by=lambda e: e.split(":")[0]), min_size=2, max_size=6
+    )
+)
+def test_reloads_through_reused_entries_equal_loads_from_scratch(tmp_path_factory: Any, runs: list[list[str]]) -> None:
+    """A watched-style source reloading a run of edited documents (entries reused between
+    them) ends each reload where a new Reloader loading that document from scratch starts:
+    the same config, type for type, or the same errors word for word."""
+    tmp = tmp_path_factory.mktemp("entries")
+    path, fresh_path = tmp / "c.yaml", tmp / "fresh.yaml"
+    path.write_text(BIG)
+    reloader = sr.Reloader(Whole, [sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
+    reloader.start()
+    for entries_ in runs:
+        text = BIG + "".join(entries_)
+        path.write_text(text)
+        result = reloader.reload()
+        fresh_path.write_text(text)
+        fresh = sr.Reloader(Whole, [sr.YamlFile(fresh_path, watch=False)], registry=CollectorRegistry())
+        try:
+            fresh.start()
+        except ConfigError as exc:
+            event("invalid")
+            assert result.outcome is sr.Outcome.INVALID
+            assert [str(e) for e in result.errors] == [str(e).replace("fresh.yaml", "c.yaml") for e in exc.issues]
+            continue
+        event(str(result.outcome.value))
+        assert result.outcome in (sr.Outcome.APPLIED, sr.Outcome.UNCHANGED), result.errors
+        assert strict(reloader.current) == strict(fresh.current)

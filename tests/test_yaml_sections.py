@@ -159,11 +159,12 @@ def deep(levels: int) -> str:
 @pytest.mark.parametrize(
     ("first", "second", "reused"),
     [
-        (PADDING + "deep: 1\n", PADDING + deep(60), True),  # through the entries
-        # rapidyaml declines past ~64 levels: these go to ruamel, whatever was reused.
-        (PADDING + "deep: 1\n", PADDING + deep(99), False),  # 100 levels: within the budget
+        # Through the entries, level by level (rapidyaml alone declines past ~64 levels).
+        (PADDING + "deep: 1\n", PADDING + deep(60), True),
+        (PADDING + "deep: 1\n", PADDING + deep(99), True),  # 100 levels: within the budget
         (PADDING + "deep: 1\n", PADDING + deep(100), False),  # 101: too deep
         (PADDING + deep(99), PADDING + deep(100), False),
+        (PADDING + deep(99), PADDING + deep(400), False),  # deeper than the cut goes
     ],
 )
 def test_a_reused_document_is_held_to_the_depth_budget(
@@ -327,7 +328,32 @@ BAD_BODIES = [
     "  unknown: 1\n",
     "  inner: 'open\n",
 ]
-BIG = "big:\n  tags: [" + ", ".join(f"t{i}" for i in range(400)) + "]\n"  # past the cut-off, never edited
+
+
+def big(edits: dict[int, str]) -> str:
+    """A large entry (past the cut-off, so cut again below its key, twice): a mapping of
+    300 keys, some of them edited: a new value, or (rarely) hostile lines in a key's place."""
+    lines = [f"    k{i}: {i}\n" for i in range(300)]
+    for i, edit in edits.items():
+        lines[i] = edit if edit.endswith("\n") else f"    k{i}: {edit}\n"
+    return "big:\n  inner:\n    n: 1\n  m:\n" + "".join(lines)
+
+
+HOSTILE_LINES = [
+    "    k0: 'open\n",
+    "    k5: 7\n",  # a duplicate key (k5 is there too)
+    "  # a comment, less indented\n",
+    "  x: 1\n",  # a key of `big` between two of `m`
+    "   k0: 1\n",  # one space too many
+    "    k0:\n      deeper: 1\n",
+    "    k0: |\n      text\n",
+    "\n",
+]
+BIG_EDITS = st.dictionaries(
+    st.integers(0, 299),
+    st.integers(-50, 50).map(str) | st.integers(-50, 50).map(str) | st.sampled_from(HOSTILE_LINES),
+    max_size=3,
+)
 
 
 @st.composite
@@ -357,20 +383,25 @@ def strict(config: Any) -> Any:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
-        st.lists(config_entry(), min_size=1, max_size=4, unique_by=lambda e: e.split(":")[0]), min_size=2, max_size=6
+        st.tuples(st.lists(config_entry(), min_size=1, max_size=4, unique_by=lambda e: e.split(":")[0]), BIG_EDITS),
+        min_size=2,
+        max_size=6,
     )
 )
-def test_reloads_through_reused_entries_equal_loads_from_scratch(tmp_path_factory: Any, runs: list[list[str]]) -> None:
+def test_reloads_through_reused_entries_equal_loads_from_scratch(
+    tmp_path_factory: Any, runs: list[tuple[list[str], dict[int, str]]]
+) -> None:
     """A watched-style source reloading a run of edited documents (entries reused between
-    them) ends each reload where a new Reloader loading that document from scratch starts:
-    the same config, type for type, or the same errors word for word."""
+    them, at the top and inside a large entry) ends each reload where a new Reloader
+    loading that document from scratch starts: the same config, type for type, or the
+    same errors word for word."""
     tmp = tmp_path_factory.mktemp("entries")
     path, fresh_path = tmp / "c.yaml", tmp / "fresh.yaml"
-    path.write_text(BIG)
+    path.write_text(big({}))
     reloader = sr.Reloader(Whole, [sr.YamlFile(path, watch=False)], registry=CollectorRegistry())
     reloader.start()
-    for entries_ in runs:
-        text = BIG + "".join(entries_)
+    for entries_, edits in runs:
+        text = big(edits) + "".join(entries_)
         path.write_text(text)
         result = reloader.reload()
         fresh_path.write_text(text)

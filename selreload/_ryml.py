@@ -304,7 +304,10 @@ def fast_tree(text: str, sections: Sections | None = None) -> dict[str, Any] | N
     if fast is None:
         return None
     if sections is not None and len(text) >= sections.min_size:
-        tree = sections.tree(text, fast)
+        try:
+            tree = sections.tree(text, fast)
+        except Exception:  # noqa: BLE001 - the cut is only a shortcut: the whole parse decides
+            tree = None
         if tree is not None:
             return tree
     return _whole(text, fast)
@@ -424,6 +427,7 @@ class Sections:
                 if entries is not None:
                     self._seed(entries, fast)
                     self._measured(whole, entries.values())
+                self._children = {k: c for k, c in dict(self._children).items() if k in whole}
             return whole
         if rest:
             parsed = self._parsed("\n".join(rest), fast)
@@ -446,8 +450,8 @@ class Sections:
             if entry[3] > levels:
                 levels = entry[3]
         self.entries = found
-        if self._children:
-            self._children = {k: c for k, c in self._children.items() if k in out}
+        if self._children:  # a copy first: a plan on another thread may add one meanwhile
+            self._children = {k: c for k, c in dict(self._children).items() if k in out}
         self.last = (out, nodes, levels + 1)
         return out
 

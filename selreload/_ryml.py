@@ -329,11 +329,12 @@ def _whole(text: str, fast: _Parser) -> dict[str, Any] | None:
 _ENTRY_START = re.compile(r"\n(?=[^ \n#-]|-[^ \n])")
 # The plain keys taken as one entry's start; anything else at a line start (`---`, `? `,
 # a quoted or flow key, `-1:`) leaves the document to the whole parse.
-_ENTRY_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?:[ ]|\n|$)")
+_KEY: Final = r"([A-Za-z_][A-Za-z0-9_-]*):"
+_ENTRY_KEY = re.compile(_KEY + r"(?:[ ]|\n|$)")
 _BLANK_OR_COMMENT = re.compile(r"(?:[ ]*(?:#[^\n]*)?(?:\n|$))*")
 # An entry whose value is a block mapping below its key: `key:`, maybe a comment, then the
 # indentation of the first line that holds more than a comment.
-_MAPPING_BELOW = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):[ ]*(?:#[^\n]*)?\n(?:[ ]*(?:#[^\n]*)?\n)*( +)[^ \n#-]")
+_MAPPING_BELOW = re.compile(_KEY + r"[ ]*(?:#[^\n]*)?\n(?:[ ]*(?:#[^\n]*)?\n)*( +)[^ \n#-]")
 
 
 _PATTERNS: dict[tuple[str, int], re.Pattern[str]] = {}
@@ -439,20 +440,15 @@ class Sections:
             known = {**known, **deeper}
         found: dict[str, _Entry] = {}
         out: dict[str, Any] = {}
-        nodes, levels = 1, 0
         for piece in pieces:
             entry = found[piece] = known[piece]
-            key = entry[0]
-            if key in out:
+            if entry[0] in out:
                 return None  # a duplicate key: ruamel places it
-            out[key] = entry[1]
-            nodes += entry[2]
-            if entry[3] > levels:
-                levels = entry[3]
+            out[entry[0]] = entry[1]
         self.entries = found
         if self._children:  # a copy first: a plan on another thread may add one meanwhile
             self._children = {k: c for k, c in dict(self._children).items() if k in out}
-        self.last = (out, nodes, levels + 1)
+        self._measured(out, found.values())
         return out
 
     def _pieces(self, text: str) -> list[str] | None:

@@ -652,46 +652,37 @@ def _memoized(structure: StructureFn) -> StructureFn:
     """
     # path -> (the raw subtree when it came from a shared tree, its fingerprint, result)
     memo: dict[str, tuple[Any, bytes | None, Any]] = {}
-    dumps = marshal.dumps
     shared = _SHARED.get
 
     def s(v: Any, path: str, issues: list[Issue]) -> Any:
         hit = memo.get(path)
-        key: bytes | None = None
-        if hit is not None and hit[0] is not None and shared():
+        by_identity = shared()
+        if by_identity and hit is not None and hit[0] is not None:
             if hit[0] is v:
                 return hit[2]  # the same object of a tree no one modifies: the same subtree
-            if not _reuses_children(hit[0], v):
-                key = _fingerprint(v, dumps)
-            # Else put together from reused parts (`_ryml.Sections`) around a change: the
+            # Put together from reused parts (`_ryml.Sections`) around a change: the
             # unchanged children are found by identity below, and a fingerprint of the
             # whole subtree (1 ms at 10,000 leaves) would only say it changed.
+            key = None if _reuses_children(hit[0], v) else fingerprint(v)
         else:
-            key = _fingerprint(v, dumps)
-            if key is None:
-                return structure(v, path, issues)
+            key = fingerprint(v)
         if key is not None and hit is not None and hit[1] == key:
-            if shared():
-                memo[path] = (v, key, hit[2])  # this object is the one handed back next time
-            return hit[2]
-        before = len(issues)
-        out = structure(v, path, issues)
-        if out is not _BAD and len(issues) == before:
+            out = hit[2]
+            if not by_identity:
+                return out
+        else:
+            before = len(issues)
+            out = structure(v, path, issues)
+            if out is _BAD or len(issues) != before or (key is None and not by_identity):
+                return out
             if len(memo) >= MEMO_PATHS:
                 memo.clear()
-            # The object is kept only from a shared tree (which hands it back when it is
-            # unchanged): any other tree's next object is new, keeping this one would hold it.
-            memo[path] = (v if shared() else None, key, out)
+        # The object is kept only from a shared tree (which hands it back when it is
+        # unchanged): any other tree's next object is new, keeping this one would hold it.
+        memo[path] = (v if by_identity else None, key, out)
         return out
 
     return s
-
-
-def _fingerprint(v: Any, dumps: Callable[[Any], bytes]) -> bytes | None:
-    try:  # `fingerprint`, inline: marshal first
-        return dumps(v)
-    except ValueError:
-        return _pickled(v)
 
 
 def _reuses_children(old: Any, new: Any) -> bool:

@@ -274,8 +274,8 @@ class YamlFile(FileSource):
 
     def _parse(self, text: str) -> Any:
         if self._sections is None:
-            # The top-level entries of the last parse, reused (made on first use: YamlFile
-            # subclasses need not call an __init__ of ours).
+            # The entries of the last document, reused (made on the first parse, once
+            # FileSource.__init__ has set max_nodes: YamlFile adds no __init__).
             self._sections = Sections(max_nodes=self.max_nodes)
         return parse_yaml(self._display, text, max_nodes=self.max_nodes, sections=self._sections)
 

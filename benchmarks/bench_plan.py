@@ -14,6 +14,10 @@ the garbage collector left on.
    `json.loads`, `tomllib`). Goal: own work under 0.5 us per leaf.
 3. Routing 1,000 changes to 1 applier and to 1,000 (exact, glob). Goal: 1,000 appliers
    within 1.5x of one applier covering the same changes.
+4. A reload whose change goes to 1, 5 or 20 appliers, with the default deadline (calls
+   on a worker thread) beside the same reload with the appliers inline
+   (`applier_timeout=None`, no thread handoff): what the handoffs cost. A transaction's
+   calls share one handoff, so its cost does not grow with the number of appliers.
 
 Run: PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_plan.py [--quick]
 """
@@ -246,6 +250,38 @@ def routes(reps: int) -> None:
         )
 
 
+def handoffs(reps: int) -> None:
+    print("\n4. a reload whose change goes to k appliers: default deadline vs inline, best of", reps, "us")
+    width = 20
+    lines = ["import selreload as sr", "@sr.config", "class Flat:"]
+    lines += [f"    f{i}: int = sr.hot(default=0)" for i in range(width)]
+    module = types.ModuleType("bench_plan_handoffs")
+    sys.modules[module.__name__] = module
+    exec("\n".join(lines), module.__dict__)
+
+    def made(k: int, timeout: float | None) -> tuple[Preparsed, sr.Reloader[Any]]:
+        pre = Preparsed({f"f{i}": 0 for i in range(width)})
+        reloader = sr.Reloader(module.Flat, [pre], registry=CollectorRegistry(), applier_timeout=timeout)
+        for i in range(k):
+            reloader.on(f"f{i}", lambda changes, snapshot: None, name=f"a{i}")
+        reloader.start()
+        return pre, reloader
+
+    cases = {(k, t): made(k, t) for k in (1, 5, 20) for t in (5.0, None)}
+    times: dict[tuple[int, float | None], list[float]] = {c: [] for c in cases}
+    value = 0
+    for _ in range(reps):
+        for case, (pre, reloader) in cases.items():
+            value += 1
+            pre.layer = Layer(pre.name, {f"f{i}": value if i < case[0] else 0 for i in range(width)}, str(value))
+            times[case].append(timed(functools.partial(applied, reloader)))
+    best = {c: min(v) * 1e6 for c, v in times.items()}
+    print(f"  {'appliers':>8} {'deadline':>9} {'inline':>8} {'ratio':>7} {'handoff':>8}")
+    for k in (1, 5, 20):
+        deadline, inline = best[k, 5.0], best[k, None]
+        print(f"  {k:>8} {deadline:9.1f} {inline:8.1f} {deadline / inline:6.2f}x {deadline - inline:8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs")
@@ -254,6 +290,7 @@ def main() -> None:
     one_leaf(reps)
     every_leaf(reps)
     routes(reps)
+    handoffs(reps * 8)
 
 
 if __name__ == "__main__":

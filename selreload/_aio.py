@@ -21,7 +21,7 @@ from ._change import Change
 from ._errors import ApplierTimeoutError, StateError
 from ._result import Outcome, ReloadResult
 from ._snapshot import Snapshot
-from ._transaction import Caller
+from ._transaction import Caller, Together
 
 if TYPE_CHECKING:
     import asyncio
@@ -92,17 +92,28 @@ class LoopCaller:
         # cost ~2 us per applier call. Bounded, for appliers that are made on the fly.
         self._async: dict[Any, bool] = {}
 
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _is_async(self, fn: Callable[..., Any]) -> bool:
         key = getattr(fn, "__func__", fn)
         try:
             is_async = self._async.get(key)
         except TypeError:  # an unhashable callable object: ask each time
-            is_async = inspect.iscoroutinefunction(fn)
+            return inspect.iscoroutinefunction(fn)
         if is_async is None:
             if len(self._async) >= _KNOWN:
                 self._async.clear()
             is_async = self._async[key] = inspect.iscoroutinefunction(fn)
-        if not is_async:
+        return is_async
+
+    def batched(self, fns: Sequence[Callable[..., Any]]) -> Together | None:
+        """`sync`'s way to make these calls in one handoff (`Deadline.run_all`), when it has
+        one and none of them is a coroutine function (those go to the loop one by one)."""
+        batched = getattr(self.sync, "batched", None)
+        if batched is None or any(self._is_async(fn) for fn in fns):
+            return None
+        return cast("Together", batched(fns))
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self._is_async(fn):
             self.sync(fn, *args)
             return
         import asyncio

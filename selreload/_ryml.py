@@ -326,7 +326,9 @@ def _whole(text: str, fast: _Parser) -> dict[str, Any] | None:
 # An entry of a block mapping starts a line, at the mapping's indentation, with its key:
 # what is not an entry's first line is indented more, starts with a `#` or a `- ` (a
 # sequence may sit at its key's indentation), or is blank.
-_ENTRY_START = re.compile(r"\n(?=[^ \n#-]|-[^ \n])")
+# The cut is after the newline, which stays with the entry it ends: a block scalar's value
+# ends with that newline (`|`, `>`), and with the blank lines after it (`|+`).
+_ENTRY_START = re.compile(r"(?<=\n)(?=[^ \n#-]|-[^ \n])")
 # The plain keys taken as one entry's start; anything else at a line start (`---`, `? `,
 # a quoted or flow key, `-1:`) leaves the document to the whole parse.
 _KEY: Final = r"([A-Za-z_][A-Za-z0-9_-]*):"
@@ -347,7 +349,7 @@ def _pattern(kind: str, indent: int) -> re.Pattern[str]:
     found = _PATTERNS.get((kind, indent))
     if found is None:
         if kind == "start":
-            found = re.compile(rf"\n(?= {{{indent}}}(?:[^ \n#-]|-[^ \n]))")
+            found = re.compile(rf"(?<=\n)(?= {{{indent}}}(?:[^ \n#-]|-[^ \n]))")
         else:
             # From a newline only: the text below a key starts at its first entry's line
             # (and a leading alternation made each search 30x slower: 1 ms at 126 kB).
@@ -431,7 +433,7 @@ class Sections:
                 self._children = {k: c for k, c in dict(self._children).items() if k in whole}
             return whole
         if rest:
-            parsed = self._parsed("\n".join(rest), fast)
+            parsed = self._parsed("".join(rest), fast)
             added = None if parsed is None else self._lined_up(rest, parsed)
             if added is None:
                 return None

@@ -7,6 +7,7 @@ import contextvars
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,27 +92,53 @@ def run(
     failing applier itself is not rolled back: it raised, so it owns its partial state
     (and one that hung past its deadline may still be running: that cannot be undone,
     so the outcome is DEGRADED). Every rollback is attempted even when one of them fails.
+
+    With a deadline worker and several appliers, the calls go to the worker together
+    (`Deadline.run_all`): one thread handoff per transaction instead of one per call.
     """
     invoke = call if call is not None else inline
     done: list[Batch] = []
+    together = _together(invoke, [route.applier.apply for route, _ in batches]) if len(batches) > 1 else None
+    if together is not None:
+        steps = [("apply", route.name, route.applier.apply, (changes, new)) for route, changes in batches]
+        for (route, changes), exc in zip(batches, together(steps, span, stop=True), strict=False):
+            if exc is not None:
+                return _aborted(route, changes, exc, done, old, span=span, guard=guard, call=invoke)
+            done.append((route, changes))
+        return TransactionResult(Outcome.APPLIED)
     for route, changes in batches:
         try:
             with span("apply", route.name):
                 invoke(route.applier.apply, changes, new)
         except BaseException as exc:  # noqa: BLE001 - any applier failure aborts the transaction
-            paths = ", ".join(c.path for c in changes)
-            errors = [Issue(route.pattern, guard.failure(f"applier {route.name} failed on {paths}", exc))]
-            failed = [route.name]
-            raised = exc if _must_propagate(exc) else None
-            undone = undo(done, old, span=span, guard=guard, call=invoke)
-            errors.extend(undone.errors)
-            failed.extend(undone.failed)
-            raised = raised or undone.raised
-            hung = isinstance(exc, ApplierTimeoutError)
-            outcome = Outcome.DEGRADED if undone.failed or hung else Outcome.ROLLED_BACK
-            return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
+            return _aborted(route, changes, exc, done, old, span=span, guard=guard, call=invoke)
         done.append((route, changes))
     return TransactionResult(Outcome.APPLIED)
+
+
+def _aborted(
+    route: Any,
+    changes: Sequence[Change],
+    exc: BaseException,
+    done: Sequence[Batch],
+    old: Snapshot[Any],
+    *,
+    span: SpanFactory,
+    guard: Guard,
+    call: Caller,
+) -> TransactionResult:
+    """`route`'s applier raised `exc`: undo the ones that ran before it."""
+    paths = ", ".join(c.path for c in changes)
+    errors = [Issue(route.pattern, guard.failure(f"applier {route.name} failed on {paths}", exc))]
+    failed = [route.name]
+    raised = exc if _must_propagate(exc) else None
+    undone = undo(done, old, span=span, guard=guard, call=call)
+    errors.extend(undone.errors)
+    failed.extend(undone.failed)
+    raised = raised or undone.raised
+    hung = isinstance(exc, ApplierTimeoutError)
+    outcome = Outcome.DEGRADED if undone.failed or hung else Outcome.ROLLED_BACK
+    return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
 
 
 def undo(
@@ -130,15 +157,27 @@ def undo(
     errors: list[Issue] = []
     failed: list[str] = []
     raised: BaseException | None = None
-    for route, changes in reversed(done):
-        try:
-            with span("rollback", route.name):
-                invoke(route.applier.rollback, changes, old)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(Issue(route.pattern, guard.failure(f"rollback of {route.name} failed", exc)))
+    newest_first = list(reversed(done))
+    together = _together(invoke, [route.applier.rollback for route, _ in newest_first]) if len(done) > 1 else None
+    if together is not None:
+        steps = [("rollback", route.name, route.applier.rollback, (changes, old)) for route, changes in newest_first]
+        outcomes = together(steps, span, stop=False)
+    else:
+        outcomes = []
+        for route, changes in newest_first:
+            try:
+                with span("rollback", route.name):
+                    invoke(route.applier.rollback, changes, old)
+            except BaseException as exc:  # noqa: BLE001
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+    for (route, _), error in zip(newest_first, outcomes, strict=True):
+        if error is not None:
+            errors.append(Issue(route.pattern, guard.failure(f"rollback of {route.name} failed", error)))
             failed.append(route.name)
-            if raised is None and _must_propagate(exc):
-                raised = exc
+            if raised is None and _must_propagate(error):
+                raised = error
     outcome = Outcome.DEGRADED if failed else Outcome.ROLLED_BACK
     return TransactionResult(outcome, tuple(errors), tuple(failed), raised)
 
@@ -151,6 +190,19 @@ Caller = Callable[..., None]
 
 def inline(fn: Callable[..., None], *args: Any) -> None:
     fn(*args)
+
+
+Step = tuple[str, str, Callable[..., None], tuple[Any, ...]]
+"""One applier call of a transaction: kind (`apply`, `rollback`), applier name, fn, args."""
+
+Together = Callable[..., list[BaseException | None]]
+"""`together(steps, span, stop=...)`: runs the steps in order (see `Deadline.run_all`)."""
+
+
+def _together(invoke: Caller, fns: Sequence[Callable[..., Any]]) -> Together | None:
+    """The caller's way to run these calls in one handoff, if it has one for them."""
+    batched = getattr(invoke, "batched", None)
+    return batched(fns) if batched is not None else None
 
 
 class _Call:
@@ -168,6 +220,84 @@ class _Call:
         self.done.acquire()
         self.error: BaseException | None = None
 
+    def run(self) -> None:  # on the worker
+        try:
+            self.context.run(self.fn, *self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            self.error = exc
+        finally:
+            self.done.release()
+
+
+class _Steps:
+    """A transaction's calls, run in order on the worker; the caller watches each one's
+    deadline through `started` and `outcomes`, which change together under `lock`."""
+
+    __slots__ = ("abandoned", "context", "done", "finished", "lock", "outcomes", "span", "started", "steps", "stop")
+
+    def __init__(self, steps: Sequence[Step], span: SpanFactory, stop: bool) -> None:
+        self.steps = steps
+        self.span = span
+        self.stop = stop
+        self.context = contextvars.copy_context()  # each call runs in a copy of it, as _Call's
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.lock = threading.Lock()
+        self.outcomes: list[BaseException | None] = []  # one per step that returned or raised
+        self.started = time.monotonic()  # when the step running now began (its deadline's start)
+        self.finished = False
+        self.abandoned = False  # the caller stopped waiting: a step hung
+
+    def run(self) -> None:  # on the worker
+        try:
+            last = len(self.steps) - 1
+            for i, (kind, name, fn, args) in enumerate(self.steps):
+                try:
+                    self.context.copy().run(self._call, kind, name, fn, args)
+                    exc: BaseException | None = None
+                except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
+                    exc = error
+                with self.lock:
+                    if self.abandoned:
+                        return  # reported as hung: a late outcome changes nothing, nor runs more
+                    self.outcomes.append(exc)
+                    if i == last or (exc is not None and self.stop):
+                        self.finished = True
+                        return
+                    self.started = time.monotonic()
+        finally:
+            self.done.release()
+
+    def _call(self, kind: str, name: str, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        with self.span(kind, name) as span:
+            fn(*args)
+            if self.abandoned and span is not None:
+                # It returned after its deadline: its span says so, as the caller did.
+                from opentelemetry.trace import Status, StatusCode
+
+                span.set_status(Status(StatusCode.ERROR, ApplierTimeoutError.__name__))
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait until the steps finish (None), or until one runs past `timeout`: the
+        index of that step, now abandoned."""
+        while True:
+            with self.lock:
+                if self.finished:
+                    return None
+                running, started = len(self.outcomes), self.started
+            left = started + timeout - time.monotonic()
+            if left > 0:
+                # Woken by the end of the last step, or at this step's deadline: a later
+                # step is then running on a clock of its own, and the wait goes on.
+                self.done.acquire(timeout=left)
+                continue
+            with self.lock:
+                if self.finished:
+                    return None
+                if len(self.outcomes) == running:  # still on that step, past its deadline
+                    self.abandoned = True
+                    return running
+
 
 class Deadline:
     """Runs applier calls on a worker thread and stops waiting after `timeout` seconds.
@@ -184,7 +314,7 @@ class Deadline:
         self.timeout = timeout
         self._name = name
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Call | None] | None = None
+        self._queue: queue.SimpleQueue[_Call | _Steps | None] | None = None
         self._pid = 0
 
     def __call__(self, fn: Callable[..., None], *args: Any) -> None:
@@ -192,13 +322,43 @@ class Deadline:
         self._worker().put(call)
         if not call.done.acquire(timeout=self.timeout):
             self._abandon()
-            raise ApplierTimeoutError(
-                f"did not return within {self.timeout:g} s (it may still be running: its effect cannot be undone)"
-            )
+            raise self._timed_out()
         if call.error is not None:
             raise call.error
 
-    def _worker(self) -> queue.SimpleQueue[_Call | None]:
+    def batched(self, fns: Sequence[Callable[..., Any]]) -> Together:
+        """How `run()` calls several appliers in one handoff: `run_all`."""
+        return self.run_all
+
+    def run_all(self, steps: Sequence[Step], span: SpanFactory, *, stop: bool) -> list[BaseException | None]:
+        """Run `steps` in order on the worker, each in its `span` and under its own
+        deadline, with one handoff for all of them (a handoff costs ~0.06-0.1 ms of CPU).
+
+        Returns one outcome per step attempted: None, or what it raised (for one that hung,
+        an `ApplierTimeoutError`). With `stop`, the first failure ends the run (a
+        transaction's applies); without, every step is attempted (its rollbacks), the
+        ones after a hung step on a new worker.
+        """
+        outcomes: list[BaseException | None] = []
+        while len(outcomes) < len(steps):
+            batch = _Steps(steps[len(outcomes) :], span, stop)
+            self._worker().put(batch)
+            hung = batch.wait(self.timeout)
+            outcomes += batch.outcomes  # the worker appends none once it is abandoned
+            if hung is None:
+                break
+            self._abandon()
+            outcomes.append(self._timed_out())
+            if stop:
+                break
+        return outcomes
+
+    def _timed_out(self) -> ApplierTimeoutError:
+        return ApplierTimeoutError(
+            f"did not return within {self.timeout:g} s (it may still be running: its effect cannot be undone)"
+        )
+
+    def _worker(self) -> queue.SimpleQueue[_Call | _Steps | None]:
         with self._lock:
             # A new worker after fork() too: the parent's thread does not exist in a child.
             if self._queue is None or self._pid != os.getpid():
@@ -220,15 +380,10 @@ class Deadline:
         self._abandon()
 
 
-def _serve(calls: queue.SimpleQueue[_Call | None]) -> None:
+def _serve(calls: queue.SimpleQueue[_Call | _Steps | None]) -> None:
     while True:
         call = calls.get()
         if call is None:
             return
-        try:
-            call.context.run(call.fn, *call.args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            call.error = exc
-        finally:
-            call.done.release()
-            del call
+        call.run()
+        del call

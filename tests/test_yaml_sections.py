@@ -112,6 +112,12 @@ def documents(draw: st.DrawFn) -> list[str]:
 @example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: [1,\nb: 2]\nc: 3\nd: 4\n"], 80)
 @example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: 1\nb: 2\nc: 3\na: 4\n"], 80)
 @example(["a:\n  x: 1\nb: 2\nc: 3\nd: 4\n", "a:\n  x: 1\n  y: 2\nb: 2\nc: 3\nd: 4\n"], 3)
+# A block scalar ends with the newline before the next entry (and `|+` with the blank
+# lines too): an entry cut without it read `1` for `1\n` (found by this test).
+@example(["a:\n  a: |+\n    1\n_: close'\n", "_: close'\n"], 1)
+@example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: 1\nb: |\n  x\nc: 3\nd: 4\n"], 80)
+@example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: 1\nb: >+\n  x\n\n\nc: 3\nd: 4\n"], 80)
+@example(["a:\n  x: 1\n  y: 2\nb: 2\n", "a:\n  x: |\n    z\n  y: 2\nb: 2\n"], 80)
 def test_each_document_reads_as_ruamel_reads_it(docs: list[str], max_nodes: int) -> None:
     """Over runs of edited documents (hostile text at line starts included), parsed with
     one `Sections` as a source parses them: each tree is exactly ruamel's reading of that
@@ -277,11 +283,11 @@ def test_keys_that_do_not_line_up_with_the_cut_are_not_remembered() -> None:
     sections = _ryml.Sections(min_size=0)
     text = "a: [1,\n2]\nc: 3\n"  # ruamel: two entries over three pieces
     pieces = _ryml._ENTRY_START.split(text)
-    assert pieces == ["a: [1,", "2]", "c: 3\n"]
+    assert pieces == ["a: [1,\n", "2]\n", "c: 3\n"]
     ok, tree = reference(text)
     assert ok and tree == {"a": [1, 2], "c": 3}
     assert sections._lined_up(pieces, tree) is None
-    assert sections._lined_up(["a: 1", "b: 2"], {"b": 2, "a": 1}) is None  # another order
+    assert sections._lined_up(["a: 1\n", "b: 2\n"], {"b": 2, "a": 1}) is None  # another order
     assert sections._lined_up(["a: 1", "b : 2"], {"a": 1, "b": 2}) is None  # not a plain key line
     assert sections._lined_up(["a: 1", "b: 2"], {"a": 1, "b": 2}) == {"a: 1": ("a", 1, 1, 0), "b: 2": ("b", 2, 1, 0)}
 

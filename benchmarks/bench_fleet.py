@@ -20,7 +20,11 @@ thread (a hung applier must not hold the reload lock: a thread cannot be killed)
 hands the ACK back to the loop. It shows what those handoffs cost by themselves on this
 machine; the goals stay measured against the plain floor.
 
-"Applied" is observed the same way for all three: a collector in this process watches each
+A fourth, `inline`, is the selreload fleet with `applier_timeout=None`: its appliers run
+on the reloading thread, without the deadline handoff (and without its guarantee: a hung
+applier would hold the reload). It shows what selreload costs beside that one handoff.
+
+"Applied" is observed the same way for all four: a collector in this process watches each
 fleet's status prefix and parses every status; a put is applied when every instance of
 the fleet has ACKed a revision at or after it. Puts alternate between the fleets
 (interleaved), in several rounds; each round prints p50/p99, then the minimum and the
@@ -61,7 +65,7 @@ GOAL_P99_50_MS = 100.0
 IDLE_S = 3.0
 LAYOUTS = {5: (5, 1), 50: (5, 10), 500: (4, 125)}
 ACKS = ("applied", "unchanged", "rejected")
-FLEETS = ("selreload", "floor", "guarded")
+FLEETS = ("selreload", "inline", "floor", "guarded")
 
 
 def _load(name: str) -> ModuleType:
@@ -335,12 +339,14 @@ def run_size(
     hosts: dict[str, list[Any]] = {f: [] for f in FLEETS}
     wall: dict[str, float] = {}
     try:
-        for fleet in ("floor", "guarded", "selreload"):
+        for fleet in ("floor", "guarded", "selreload", "inline"):
             t0 = time.perf_counter()
             for p in range(procs):
                 name = f"{fleet[0]}{n}p{p}i"
-                if fleet == "selreload":
-                    host = instances.Instance(endpoint, keys[fleet], name, LEASE_TTL, log_dir, count=per)
+                if fleet in ("selreload", "inline"):
+                    host = instances.Instance(
+                        endpoint, keys[fleet], name, LEASE_TTL, log_dir, count=per, inline=fleet == "inline"
+                    )
                 else:
                     host = FloorHost(endpoint, keys[fleet], name, per, log_dir, guarded=fleet == "guarded")
                 hosts[fleet].append(host)
@@ -379,7 +385,7 @@ def run_size(
 def report(n: int, layout: tuple[int, int], res: dict[str, Any]) -> list[str]:
     missed: list[str] = []
     procs, per = layout
-    print(f"\nN={n}: {procs} process(es) x {per} instance(s), puts alternating between the three fleets")
+    print(f"\nN={n}: {procs} process(es) x {per} instance(s), puts alternating between the four fleets")
     stats: dict[str, tuple[list[float], list[float]]] = {}
     for f in FLEETS:
         p50s = [percentile(r, 50) for r in res[f]["rounds"]]
@@ -414,13 +420,23 @@ def report(n: int, layout: tuple[int, int], res: dict[str, Any]) -> list[str]:
     )
     if verdict != "met":
         missed.append(f"N={n} CPU x{cpu_ratio:.2f}")
-    g = res["guarded"]
-    g50 = statistics.median(stats["guarded"][0]) / statistics.median(stats["floor"][0])
-    g99 = statistics.median(stats["guarded"][1]) / statistics.median(stats["floor"][1])
+    g, i = res["guarded"], res["inline"]
+
+    def vs_floor(fleet: str) -> tuple[float, float, float]:
+        """CPU, p50 and p99 of `fleet` over the floor's (medians over rounds)."""
+        p50, p99 = (statistics.median(stats[fleet][k]) / statistics.median(stats["floor"][k]) for k in (0, 1))
+        return res[fleet]["cpu_ms"] / fl["cpu_ms"], p50, p99
+
+    gc, g50, g99 = vs_floor("guarded")
     print(
-        f"  guarded floor (the handoffs alone): CPU {g['cpu_ms']:.3f} ms = floor x{g['cpu_ms'] / fl['cpu_ms']:.2f}, "
+        f"  guarded floor (the handoffs alone): CPU {g['cpu_ms']:.3f} ms = floor x{gc:.2f}, "
         f"latency p50 x{g50:.2f} p99 x{g99:.2f}; selreload above it: CPU x{s['cpu_ms'] / g['cpu_ms']:.2f}, "
         f"+{s['cpu_ms'] - g['cpu_ms']:.3f} ms"
+    )
+    ic, i50, i99 = vs_floor("inline")
+    print(
+        f"  selreload with applier_timeout=None (no deadline handoff): CPU {i['cpu_ms']:.3f} ms = floor "
+        f"x{ic:.2f}, latency p50 x{i50:.2f} p99 x{i99:.2f}"
     )
     print(
         f"  idle CPU per instance per second: selreload {s['idle_ms']:.3f} ms, floor {fl['idle_ms']:.3f} ms, "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, SupportsIndex
+from typing import Any, Final, SupportsIndex, TypeAlias
 
 from ._errors import ConfigError, Issue
 from ._paths import Part, render, split
 from ._structure import Structurer
 from ._typing import Layer
+from ._values import printable
 from ._yaml import Located
 
 MAX_ISSUES: Final = 100
@@ -178,8 +179,9 @@ def _origin(parts: Sequence[Part], layers: Sequence[Layer], *, nearest: bool, ke
     return "default"
 
 
-# The structurer's issues about a key rather than its value ("unknown key; did you mean").
-_KEY_ISSUE: Final = "unknown key"
+# The structurer's issues about a key rather than its value ("unknown key; did you mean",
+# "key holds a control or invisible character": `key ` and what is wrong with it).
+_KEY_ISSUES: Final = ("unknown key", "key ")
 _POSITION = re.compile(r"(?P<name>.*):(?P<line>\d+):(?P<col>\d+)")
 
 
@@ -187,10 +189,12 @@ def place(issues: Iterable[Issue], layers: Sequence[Layer]) -> list[Issue]:
     """Give every issue without an origin the origin of its path, and list them like a
     compiler: by layer, then line and column (issues without a position keep their order)."""
     placed = []
+    shown: dict[int, _Shown] = {}
     for issue in issues:
         if issue.origin is None:
-            key = issue.message.startswith(_KEY_ISSUE)
-            issue = Issue(issue.path, issue.message, _origin(split(issue.path), layers, nearest=True, key=key))
+            key = issue.message.startswith(_KEY_ISSUES)
+            parts = _keys_of(issue.path, layers, key_issue=key, shown=shown)
+            issue = Issue(issue.path, issue.message, _origin(parts, layers, nearest=True, key=key))
         placed.append(issue)
     rank = {layer.name: i for i, layer in enumerate(layers)}
 
@@ -202,6 +206,72 @@ def place(issues: Iterable[Issue], layers: Sequence[Layer]) -> list[Issue]:
         return rank.get(m["name"], len(layers)), int(m["line"]), int(m["col"])
 
     return sorted(placed, key=position)
+
+
+def _keys_of(path: str, layers: Sequence[Layer], *, key_issue: bool, shown: dict[int, _Shown]) -> list[Part]:
+    """The keys the path an issue shows stands for. A path shows each key as one printable
+    line (`a\\tb` for a key holding a tab), joined with dots and `[i]`, which no split can
+    undo for a key holding a dot or a bracket: the keys are found in the layers' trees by
+    how they show (the last layer first). Where two keys show the same (a tab, and a
+    backslash and a `t`), an issue about a key is taken to be about the one that is not
+    printable (only such a key is refused for itself), any other about the other.
+
+    `shown` caches each mapping's keys by how they show, for all the issues of one call:
+    a document of thousands of such keys costs one pass over each mapping, not one per issue.
+    """
+    parts = split(path)
+    if render(parts) == path and not any(isinstance(p, str) and "\\" in p for p in parts):
+        return parts  # nothing escaped, and the path splits back into what it shows
+    for layer in reversed(layers):
+        found = _walk(layer.tree, path, key_issue, shown)
+        if found is not None:
+            return found
+    return parts
+
+
+_Shown: TypeAlias = tuple[dict[str, list[Any]], frozenset[int]]
+"""A mapping's keys by how a path shows them, and the lengths of those texts."""
+_SEPARATOR: Final = re.compile(r"[.\[]")
+_INDEX: Final = re.compile(r"\[(\d+)\]")
+
+
+def _walk(node: Any, rest: str, key_issue: bool, shown: dict[int, _Shown]) -> list[Part] | None:
+    """The keys below `node` that show as `rest` (a key's text first, or `[i]`), or None."""
+    if isinstance(node, Mapping):
+        keys = shown.get(id(node))
+        if keys is None:
+            by_text: dict[str, list[Any]] = {}
+            for key in node:
+                if isinstance(key, str | int):
+                    by_text.setdefault(str(printable(key)), []).append(key)
+            keys = shown[id(node)] = (by_text, frozenset(len(t) for t in by_text))
+        by_text, lengths = keys
+        # Only where a key that long could end: a path of a million dots is cut at most
+        # once per key length the mapping holds.
+        cuts = [m.start() for m in _SEPARATOR.finditer(rest) if m.start() in lengths] + [len(rest)]
+        for cut in cuts:
+            found = by_text.get(rest[:cut])
+            if not found:
+                continue
+            if len(found) > 1:  # look-alikes: the one the issue is about first
+                found = sorted(found, key=lambda k: (type(k) is str and not k.isprintable()) != key_issue)
+            for key in found:
+                if cut == len(rest):
+                    return [key]
+                below = _walk(node[key], rest[cut + 1 :] if rest[cut] == "." else rest[cut:], key_issue, shown)
+                if below is not None:
+                    return [key, *below]
+        return None
+    if isinstance(node, list | tuple):
+        m = _INDEX.match(rest)
+        if m is None or int(m[1]) >= len(node):
+            return None
+        index, after = int(m[1]), rest[m.end() :]
+        if not after:
+            return [index]
+        below = _walk(node[index], after[1:] if after[0] == "." else after, key_issue, shown)
+        return None if below is None else [index, *below]
+    return None
 
 
 def origins(paths: Iterable[str], layers: Sequence[Layer]) -> dict[str, str]:

@@ -66,6 +66,15 @@ HOSTILE = [
     "{k}:\ttab\n",
     "{k}: 1\r\n",
     "{k}: 1\n{k}: 2\n",
+    # Block scalars ending at the cut: the newline before the next entry (and for `+`,
+    # the blank lines) are part of the value.
+    "{k}: |+\n  kept\n\n\n",
+    "{k}: |-\n  stripped\n\n",
+    "{k}: >+\n  folded kept\n\n",
+    "{k}: |2\n   indented\n",
+    "{k}:\n  a: |+\n    1\n\n",
+    "{k}:\n  a: >\n    1\n",
+    "{k}: |\n  text\n   \n",
 ]
 KEYS = st.one_of(st.sampled_from(["a", "b", "c", "d", "a-b", "x_1"]), key_text)
 

@@ -40,7 +40,15 @@ class Instance:
     """One worker process; its stdout lines arrive through a reader thread."""
 
     def __init__(
-        self, endpoint: str, key: str, name: str, lease_ttl: int, log_dir: pathlib.Path, *, count: int | None = None
+        self,
+        endpoint: str,
+        key: str,
+        name: str,
+        lease_ttl: int,
+        log_dir: pathlib.Path,
+        *,
+        count: int | None = None,
+        inline: bool = False,
     ) -> None:
         self.name = name
         self.count = count
@@ -50,7 +58,7 @@ class Instance:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         argv = [sys.executable, str(WORKER), endpoint, key, name, str(lease_ttl)]
         if count is not None:
-            argv += ["--count", str(count)]
+            argv += ["--count", str(count)] + (["--inline"] if inline else [])
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 argv,

@@ -1,7 +1,7 @@
 """Fleet instances as a process: a Reloader on `sr.Etcd`, driven over stdin/stdout.
 
     python worker.py ENDPOINT KEY INSTANCE LEASE_TTL
-    python worker.py ENDPOINT KEY INSTANCE LEASE_TTL --count N
+    python worker.py ENDPOINT KEY INSTANCE LEASE_TTL --count N [--inline]
 
 Prints `ready` once started (or `error: ...` and exits 2). Then, per line on stdin:
 `current` prints the live config as JSON; `quit` (or end of input) stops and exits 0.
@@ -9,7 +9,8 @@ Prints `ready` once started (or `error: ...` and exits 2). Then, per line on std
 With `--count N` the process hosts N instances, `INSTANCE0` .. `INSTANCE{N-1}`, each a
 full Reloader (its own schema structuring, applier, status key, lease and ACK) on the
 process's one shared etcd client; they use the default health re-check, not the `sick`
-flag. `ready` then carries JSON: `{"start_s": seconds to start all N, "rss_base": RSS
+flag; `--inline` gives them `applier_timeout=None` (appliers on the reloading thread).
+`ready` then carries JSON: `{"start_s": seconds to start all N, "rss_base": RSS
 in bytes before the first, "rss": after the last}`. More commands: `cpu` prints the
 process's CPU seconds so far, `versions` prints `{instance: [version, digest]}`.
 
@@ -60,7 +61,7 @@ def capacity_check(changes: object, snapshot: object) -> None:
         raise RuntimeError("capacity exceeded")
 
 
-def host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> int:
+def host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, inline: bool = False) -> int:
     """`count` instances in this process, each a full Reloader on the shared client."""
     rss_base = rss_bytes()
     t0 = time.perf_counter()
@@ -68,7 +69,8 @@ def host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> int:
     try:
         for n in range(count):
             name = f"{prefix}{n}"
-            reloader = sr.Reloader(App, [sr.Etcd(endpoint, key, instance=name, lease_ttl=ttl)], name=name)
+            source = sr.Etcd(endpoint, key, instance=name, lease_ttl=ttl)
+            reloader = sr.Reloader(App, [source], name=name, **({"applier_timeout": None} if inline else {}))
             reloader.on("limit", capacity_check)
             reloader.start()
             reloaders.append(reloader)
@@ -98,7 +100,7 @@ def host(endpoint: str, key: str, prefix: str, ttl: int, count: int) -> int:
 def main(argv: list[str]) -> int:
     endpoint, key, instance, ttl = argv[1], argv[2], argv[3], int(argv[4])
     if len(argv) > 6 and argv[5] == "--count":
-        return host(endpoint, key, instance, ttl, int(argv[6]))
+        return host(endpoint, key, instance, ttl, int(argv[6]), inline="--inline" in argv[7:])
     holder: list[sr.Reloader[App]] = []
 
     def health() -> tuple[bool, str]:

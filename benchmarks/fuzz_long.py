@@ -3,7 +3,10 @@
     PYTHONPATH=. python benchmarks/fuzz_long.py --seconds 300 [--seed N]
 
 Exits 1 on any defect (an exception out of `reload()`, an invalid config live, the secret
-shown, a case over 1 s), printing each with the input that caused it.
+shown, a case over 1 s), printing each with the input that caused it. With rapidyaml
+installed, every YAML case is also read through one `Sections` that cuts documents at
+every size (a source cuts only from 2 kB): each tree it gives must be ruamel's, type for
+type, and one it accepts must be one ruamel accepts.
 """
 
 from __future__ import annotations
@@ -19,6 +22,23 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
 from test_fuzz import FORMATS, defects, harness, mutate, original, random_operations
+from test_yaml_fast import reference, same
+
+from selreload import _ryml
+
+
+def cut_defects(sections: _ryml.Sections, text: str) -> list[str]:
+    """The entry cut's reading of `text` against ruamel's (None: declined, ruamel decides)."""
+    try:
+        tree = _ryml.fast_tree(text, sections)
+    except Exception as exc:  # noqa: BLE001 - the defect being looked for
+        return [f"the YAML cut raised {type(exc).__name__}: {exc!r}"[:300]]
+    if tree is None:
+        return []
+    ok, ref = reference(text)
+    if not ok:
+        return [f"the YAML cut accepted what ruamel refuses: {ref!r}"[:300]]
+    return [] if same(tree, ref) else [f"the YAML cut read {tree!r}, ruamel {ref!r}"[:300]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     root = pathlib.Path(tempfile.mkdtemp(prefix="fuzz-long-"))
     harnesses = {fmt: harness(fmt, root / fmt) for fmt in FORMATS if (root / fmt).mkdir() is None}
     tried = dict.fromkeys(FORMATS, 0)
+    sections = _ryml.Sections(min_size=0) if _ryml.parser() is not None else None
     found: list[str] = []
     deadline = time.monotonic() + args.seconds
     try:
@@ -39,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             fmt = rng.choice(FORMATS)
             text = mutate(original(fmt), random_operations(rng))
             tried[fmt] += 1
-            for defect in defects(harnesses[fmt], text):
+            found_here = defects(harnesses[fmt], text)
+            if fmt == "yaml" and sections is not None:
+                found_here += cut_defects(sections, text)
+            for defect in found_here:
                 found.append(f"{fmt}: {defect}\n    input: {text[:300]!r}")
     finally:
         for h in harnesses.values():

@@ -231,12 +231,45 @@ def test_ordinary_config_takes_the_fast_path_with_yaml_12_values() -> None:
         "a: |x\n",
         "a: >2-3\n",
         "- |#c\n",
+        "a: 1\n\ufeffb: 2\n",  # a BOM at a later line's start: libyaml refuses it (found by fuzz_long)
+        "a:\n  x: 1\n\ufeff  y: 2\n",
     ],
 )
 def test_values_rapidyaml_reads_apart_decline(text: str) -> None:
     """What rapidyaml reads differently from ruamel (or cannot refuse) is left to ruamel."""
     assert _ryml.fast_tree(text) is None
     check(text)
+
+
+LONG = 1025  # libyaml's limit on an implicit key is 1024 characters
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "k" * LONG + ": 1\n",
+        "a: 1\nflags:\n  " + "k" * LONG + ": true\n",
+        '"' + "k" * LONG + '": 1\n',
+        "a: {" + "k" * LONG + ": 1}\n",
+        "a: 1\n" + "x" * 1020 + "yyyy: 2\n",  # the key starts at column 0 and ends past 1024
+        "a:\n  b:\n    " + "k" * (LONG - 4) + ": 1\n",  # deep: the key alone is under 1024
+    ],
+)
+def test_an_implicit_key_past_1024_characters_is_left_to_ruamel(text: str) -> None:
+    """libyaml refuses an implicit key longer than 1024 characters, rapidyaml takes it: the
+    fast path declines, through a whole parse and through the entry cut, so a file is
+    refused or taken the same with the `fast` extra or without it (found by `fuzz_long`)."""
+    assert _ryml.fast_tree(text) is None
+    assert _ryml.fast_tree(text, _ryml.Sections(min_size=0)) is None
+    check(text)
+
+
+def test_keys_and_values_up_to_the_limit_still_take_the_fast_path() -> None:
+    """A key of 1024 characters, and long lines that hold none, are read as ruamel reads them
+    (or declined: a line past 1024 characters is left to ruamel whatever it holds)."""
+    text = "k" * 1019 + ": 1\n"  # the key and its colon: 1020 characters
+    assert same(_ryml.fast_tree(text), reference(text)[1])
+    check("a: " + "v" * 2000 + "\n")
 
 
 def test_parse_yaml_keeps_ruamel_values_and_errors(tmp_path: pathlib.Path) -> None:

@@ -75,6 +75,12 @@ HOSTILE = [
     "{k}:\n  a: |+\n    1\n\n",
     "{k}:\n  a: >\n    1\n",
     "{k}: |\n  text\n   \n",
+    # An implicit key past libyaml's 1024 characters (rapidyaml takes it).
+    "{k}" + "x" * 1030 + ": 1\n",
+    "\ufeff{k}: bom\n",
+    # `key:#` is text, not a key and a comment (a comment follows a space).
+    "{k}:#x\n  a: 1\n",
+    "{k}:#  b: 1\n  c: 2\n",
 ]
 KEYS = st.one_of(st.sampled_from(["a", "b", "c", "d", "a-b", "x_1"]), key_text)
 
@@ -127,6 +133,8 @@ def documents(draw: st.DrawFn) -> list[str]:
 @example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: 1\nb: |\n  x\nc: 3\nd: 4\n"], 80)
 @example(["a: 1\nb: 2\nc: 3\nd: 4\n", "a: 1\nb: >+\n  x\n\n\nc: 3\nd: 4\n"], 80)
 @example(["a:\n  x: 1\n  y: 2\nb: 2\n", "a:\n  x: |\n    z\n  y: 2\nb: 2\n"], 80)
+# The text below `db:#...` was taken for `db`'s mapping, dropping `host` (found by fuzz_long).
+@example(["a: 1\ndb:\n  host: h\n  pool: 8\nc: 3\n", "a: 1\ndb:#  host: h\n  pool: 8\nc: 3\n"], 80)
 def test_each_document_reads_as_ruamel_reads_it(docs: list[str], max_nodes: int) -> None:
     """Over runs of edited documents (hostile text at line starts included), parsed with
     one `Sections` as a source parses them: each tree is exactly ruamel's reading of that

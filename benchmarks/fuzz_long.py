@@ -21,24 +21,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
-from test_fuzz import FORMATS, defects, harness, mutate, original, random_operations
-from test_yaml_fast import reference, same
+from test_fuzz import FORMATS, cut_defects, defects, harness, mutate, original, random_operations
 
 from selreload import _ryml
-
-
-def cut_defects(sections: _ryml.Sections, text: str) -> list[str]:
-    """The entry cut's reading of `text` against ruamel's (None: declined, ruamel decides)."""
-    try:
-        tree = _ryml.fast_tree(text, sections)
-    except Exception as exc:  # noqa: BLE001 - the defect being looked for
-        return [f"the YAML cut raised {type(exc).__name__}: {exc!r}"[:300]]
-    if tree is None:
-        return []
-    ok, ref = reference(text)
-    if not ok:
-        return [f"the YAML cut accepted what ruamel refuses: {ref!r}"[:300]]
-    return [] if same(tree, ref) else [f"the YAML cut read {tree!r}, ruamel {ref!r}"[:300]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,7 +258,7 @@ def _walk(node: Any, rest: str, key_issue: bool, shown: dict[int, _Shown]) -> li
             for key in found:
                 if cut == len(rest):
                     return [key]
-                below = _walk(node[key], rest[cut + 1 :] if rest[cut] == "." else rest[cut:], key_issue, shown)
+                below = _walk(node[key], _next_part(rest[cut:]), key_issue, shown)
                 if below is not None:
                     return [key, *below]
         return None
@@ -269,9 +269,14 @@ def _walk(node: Any, rest: str, key_issue: bool, shown: dict[int, _Shown]) -> li
         index, after = int(m[1]), rest[m.end() :]
         if not after:
             return [index]
-        below = _walk(node[index], after[1:] if after[0] == "." else after, key_issue, shown)
+        below = _walk(node[index], _next_part(after), key_issue, shown)
         return None if below is None else [index, *below]
     return None
+
+
+def _next_part(rest: str) -> str:
+    """The path after a part: a key's text (past its `.`) or an `[i]`."""
+    return rest[1:] if rest[:1] == "." else rest
 
 
 def origins(paths: Iterable[str], layers: Sequence[Layer]) -> dict[str, str]:

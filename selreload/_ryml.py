@@ -69,6 +69,11 @@ _CLOSER = re.compile(r"(?:^[ ]*|[:-][ ]+)[\]},]", re.MULTILINE)
 _BLOCK_HEADER = re.compile(r"(?:^[ ]*|[:?-][ ]+)[|>](?!(?:[1-9][+-]?|[+-][1-9]?)?(?:[ ]+#[^\n]*|[ ]*)$)", re.MULTILINE)
 
 
+# libyaml refuses an implicit key of more than 1024 characters ("could not find expected
+# ':'"); rapidyaml takes it (found by `fuzz_long`).
+_KEY_LIMIT: Final = 1024
+
+
 def _unsure_text(text: str) -> bool:
     if "\t" in text or "\r" in text or ('"' in text and "\\" in text):
         return True  # tabs, CR line ends, escapes in double quotes
@@ -86,13 +91,9 @@ def _unsure_text(text: str) -> bool:
         return True
     if ("[" in text or "{" in text) and _FLOW_COLON.search(text) is not None:
         return True
-    # libyaml refuses an implicit key of more than 1024 characters ("could not find
-    # expected ':'"); rapidyaml takes it. No such key fits on a shorter line (found by
-    # `fuzz_long`). A split is the fastest check here: 0.5 ms for 300 kB.
+    # No key longer than libyaml's limit fits on a shorter line. A split is the fastest
+    # check here: 0.5 ms for 300 kB.
     return len(text) > _KEY_LIMIT and max(map(len, text.split("\n"))) > _KEY_LIMIT
-
-
-_KEY_LIMIT: Final = 1024
 
 
 # ruamel's implicit resolvers for YAML 1.2, by first character, in its order.
@@ -428,10 +429,9 @@ class Sections:
         new = [piece for piece in pieces if piece not in known]
         deeper: dict[str, _Entry] = {}
         for piece in new:
-            if len(piece) >= self.min_size:
-                entry = self._deeper(piece, fast)
-                if entry is not None:
-                    deeper[piece] = entry
+            entry = self._deeper(piece, fast)
+            if entry is not None:
+                deeper[piece] = entry
         rest = [piece for piece in new if piece not in deeper] if deeper else new
         if 2 * len(rest) > len(pieces) or (not deeper and len(pieces) < 2):
             whole = self._parsed(text, fast)
@@ -441,7 +441,7 @@ class Sections:
                 if entries is not None:
                     self._seed(entries, fast)
                     self._measured(whole, entries.values())
-                self._children = {k: c for k, c in dict(self._children).items() if k in whole}
+                self._prune(whole)
             return whole
         if rest:
             parsed = self._parsed("".join(rest), fast)
@@ -459,8 +459,7 @@ class Sections:
                 return None  # a duplicate key: ruamel places it
             out[entry[0]] = entry[1]
         self.entries = found
-        if self._children:  # a copy first: a plan on another thread may add one meanwhile
-            self._children = {k: c for k, c in dict(self._children).items() if k in out}
+        self._prune(out)
         self._measured(out, found.values())
         return out
 
@@ -484,10 +483,23 @@ class Sections:
         value = None if tree is None else tree.get("k")
         return value if type(value) is dict else None
 
+    def _prune(self, keys: dict[str, Any]) -> None:
+        """Forget the mappings below keys the last tree no longer holds."""
+        if self._children:  # a copy first: a plan on another thread may add one meanwhile
+            self._children = {k: c for k, c in dict(self._children).items() if k in keys}
+
+    def _below(self, piece: str) -> re.Match[str] | None:
+        """Where the block mapping below a large entry's key starts (`m[1]` the key, `m[2]`
+        the mapping's indentation), within the depth budget; else None."""
+        if len(piece) < self.min_size or self._depth >= MAX_DEPTH:
+            return None
+        m = _MAPPING_BELOW.match(piece, self.indent)
+        return m if m is not None and len(m[2]) > self.indent else None
+
     def _deeper(self, piece: str, fast: _Parser) -> _Entry | None:
         """A large entry whose value is a block mapping, from that mapping's own entries."""
-        m = None if self._depth >= MAX_DEPTH else _MAPPING_BELOW.match(piece, self.indent)
-        if m is None or len(m[2]) <= self.indent or not _plain_str(m[1]) or _unsure_text(piece[: m.start(2)]):
+        m = self._below(piece)
+        if m is None or not _plain_str(m[1]) or _unsure_text(piece[: m.start(2)]):
             return None  # `true:` is no string key to ruamel
         child = self._children.get(m[1])
         if child is None or child.indent != len(m[2]):
@@ -504,10 +516,8 @@ class Sections:
     def _seed(self, entries: dict[str, _Entry], fast: _Parser) -> None:
         """Remember the entries below each large entry of a mapping parsed whole."""
         for piece, (key, value, _, _) in entries.items():
-            if len(piece) < self.min_size or type(value) is not dict:
-                continue
-            m = None if self._depth >= MAX_DEPTH else _MAPPING_BELOW.match(piece, self.indent)
-            if m is None or len(m[2]) <= self.indent:
+            m = self._below(piece) if type(value) is dict else None
+            if m is None:
                 continue
             child = self._child(len(m[2]))
             pieces = child._pieces(piece[m.start(2) :])

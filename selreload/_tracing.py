@@ -101,6 +101,11 @@ class Tracing:
             try:
                 yield span
             except Exception as exc:
-                # The exception text may quote a secret: record its type only.
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                failed(span, type(exc).__name__)
                 raise
+
+
+def failed(span: Any, reason: str) -> None:
+    """Mark a `selreload.apply`/`rollback` span failed: `reason` is an exception's type name,
+    never its text (which may quote a secret)."""
+    span.set_status(Status(StatusCode.ERROR, reason))

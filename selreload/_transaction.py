@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from . import _tracing
 from ._change import Change
 from ._errors import ApplierTimeoutError, Issue
 from ._mask import Guard
@@ -98,18 +99,18 @@ def run(
     """
     invoke = call if call is not None else inline
     done: list[Batch] = []
-    together = _together(invoke, [route.applier.apply for route, _ in batches]) if len(batches) > 1 else None
+    steps = [("apply", route.name, route.applier.apply, (changes, new)) for route, changes in batches]
+    together = _together(invoke, steps)
     if together is not None:
-        steps = [("apply", route.name, route.applier.apply, (changes, new)) for route, changes in batches]
         for (route, changes), exc in zip(batches, together(steps, span, stop=True), strict=False):
             if exc is not None:
                 return _aborted(route, changes, exc, done, old, span=span, guard=guard, call=invoke)
             done.append((route, changes))
         return TransactionResult(Outcome.APPLIED)
-    for route, changes in batches:
+    for (route, changes), (kind, name, fn, args) in zip(batches, steps, strict=True):
         try:
-            with span("apply", route.name):
-                invoke(route.applier.apply, changes, new)
+            with span(kind, name):
+                invoke(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - any applier failure aborts the transaction
             return _aborted(route, changes, exc, done, old, span=span, guard=guard, call=invoke)
         done.append((route, changes))
@@ -158,16 +159,16 @@ def undo(
     failed: list[str] = []
     raised: BaseException | None = None
     newest_first = list(reversed(done))
-    together = _together(invoke, [route.applier.rollback for route, _ in newest_first]) if len(done) > 1 else None
+    steps = [("rollback", route.name, route.applier.rollback, (changes, old)) for route, changes in newest_first]
+    together = _together(invoke, steps)
     if together is not None:
-        steps = [("rollback", route.name, route.applier.rollback, (changes, old)) for route, changes in newest_first]
         outcomes = together(steps, span, stop=False)
     else:
         outcomes = []
-        for route, changes in newest_first:
+        for kind, name, fn, args in steps:
             try:
-                with span("rollback", route.name):
-                    invoke(route.applier.rollback, changes, old)
+                with span(kind, name):
+                    invoke(fn, *args)
             except BaseException as exc:  # noqa: BLE001
                 outcomes.append(exc)
             else:
@@ -199,10 +200,11 @@ Together = Callable[..., list[BaseException | None]]
 """`together(steps, span, stop=...)`: runs the steps in order (see `Deadline.run_all`)."""
 
 
-def _together(invoke: Caller, fns: Sequence[Callable[..., Any]]) -> Together | None:
-    """The caller's way to run these calls in one handoff, if it has one for them."""
+def _together(invoke: Caller, steps: Sequence[Step]) -> Together | None:
+    """The caller's way to make these calls in one handoff, if it has one for them (one
+    call goes as it always did)."""
     batched = getattr(invoke, "batched", None)
-    return batched(fns) if batched is not None else None
+    return batched([step[2] for step in steps]) if batched is not None and len(steps) > 1 else None
 
 
 class _Call:
@@ -273,9 +275,7 @@ class _Steps:
             fn(*args)
             if self.abandoned and span is not None:
                 # It returned after its deadline: its span says so, as the caller did.
-                from opentelemetry.trace import Status, StatusCode
-
-                span.set_status(Status(StatusCode.ERROR, ApplierTimeoutError.__name__))
+                _tracing.failed(span, ApplierTimeoutError.__name__)
 
     def wait(self, timeout: float) -> int | None:
         """Wait until the steps finish (None), or until one runs past `timeout`: the

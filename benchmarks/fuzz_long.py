@@ -6,7 +6,8 @@ Exits 1 on any defect (an exception out of `reload()`, an invalid config live, t
 shown, a case over 1 s), printing each with the input that caused it. With rapidyaml
 installed, every YAML case is also read through one `Sections` that cuts documents at
 every size (a source cuts only from 2 kB): each tree it gives must be ruamel's, type for
-type, and one it accepts must be one ruamel accepts.
+type, and one it accepts must be one ruamel accepts. Every JSON case is read through one
+`Entries` (the JSON entry cut) the same way, against `json.loads`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
-from test_fuzz import FORMATS, cut_defects, defects, harness, mutate, original, random_operations
+from test_fuzz import FORMATS, cut_defects, defects, harness, json_cut_defects, mutate, original, random_operations
 
 from selreload import _ryml
+from selreload.sources._json import Entries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     harnesses = {fmt: harness(fmt, root / fmt) for fmt in FORMATS if (root / fmt).mkdir() is None}
     tried = dict.fromkeys(FORMATS, 0)
     sections = _ryml.Sections(min_size=0) if _ryml.parser() is not None else None
+    entries = Entries(min_size=0, min_entry=0)
     found: list[str] = []
     deadline = time.monotonic() + args.seconds
     try:
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             found_here = defects(harnesses[fmt], text)
             if fmt == "yaml" and sections is not None:
                 found_here += cut_defects(sections, text)
+            if fmt == "json":
+                found_here += json_cut_defects(entries, text)
             for defect in found_here:
                 found.append(f"{fmt}: {defect}\n    input: {text[:300]!r}")
     finally:

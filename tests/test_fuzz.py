@@ -22,6 +22,7 @@ from test_yaml_fast import reference, same
 
 import selreload as sr
 from selreload import _ryml
+from selreload.sources._json import Entries, _no_duplicates
 
 MARKER = "Zq7MARKERs3cr3t"
 
@@ -298,7 +299,29 @@ def cut_defects(sections: _ryml.Sections, text: str) -> list[str]:
     return [] if same(tree, ref) else [f"the YAML cut read {tree!r}, ruamel {ref!r}"[:300]]
 
 
+def json_cut_defects(entries: Entries, text: str) -> list[str]:
+    """The JSON entry cut's reading of `text` against `json.loads`, type for type (None is
+    fine: declined, the whole parse decides). `entries` should cut at every size
+    (`min_size=0, min_entry=0`) and be kept across cases, so most entries are reused."""
+    try:
+        tree = entries.tree(text)
+    except Exception as exc:  # noqa: BLE001 - the defect being looked for
+        return [f"the JSON cut raised {type(exc).__name__}: {exc!r}"[:300]]
+    try:
+        ok, ref = True, json.loads(text, object_pairs_hook=_no_duplicates)
+    except Exception as exc:  # noqa: BLE001 - refused: the cut must not have read it
+        ok, ref = False, exc
+    if tree is None:
+        if ok:
+            entries.parsed_whole(text, ref)
+        return []
+    if not ok:
+        return [f"the JSON cut accepted what json refuses: {ref!r}"[:300]]
+    return [] if same(tree, ref) else [f"the JSON cut read {tree!r}, json {ref!r}"[:300]]
+
+
 _CUT = _ryml.Sections(min_size=0)
+_JSON_CUT = Entries(min_size=0, min_entry=0)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -307,12 +330,15 @@ _CUT = _ryml.Sections(min_size=0)
 def test_mutated_input_never_escapes_or_leaks(fmt: str, operations: list[Op]) -> None:
     """Any mutation of a valid document (or env values) reloads to a defined Outcome, keeps a
     valid config live, never shows the secret, and takes under a second; a YAML one is read
-    by the entry cut exactly as ruamel reads it, or left to ruamel."""
+    by the entry cut exactly as ruamel reads it, or left to ruamel, and a JSON one as
+    `json.loads` reads it, or left to it."""
     h = _harness(fmt)
     text = mutate(original(fmt), operations)
     found = defects(h, text)
     if fmt == "yaml" and _ryml.parser() is not None:
         found += cut_defects(_CUT, text)
+    if fmt == "json":
+        found += json_cut_defects(_JSON_CUT, text)
     assert found == []
 
 

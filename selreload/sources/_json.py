@@ -8,9 +8,10 @@ import json
 import json.decoder
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final, cast
 
 from .._errors import ConfigError, Issue
+from .._guard import MAX_DEPTH, MAX_NODES, measure
 from .._paths import item, join
 from .._yaml import Positions
 from ._file import FileSource
@@ -159,13 +160,183 @@ def _syntax_error(name: str, text: str, exc: json.JSONDecodeError) -> ConfigErro
     return ConfigError([Issue("", f"JSON syntax error: {exc.msg}", f"{name}:{exc.lineno}:{exc.colno}")])
 
 
+# What `json.loads(text, object_pairs_hook=_no_duplicates)` parses with, one value at a
+# time: `scan_once(text, offset) -> (value, end)`, the C scanner (typeshed does not declare it).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+_Entry = tuple[str, Any, int, int, "dict[str, Any] | None"]
+"""A remembered entry: its value's text, the value, its nodes and levels (`measure`), and,
+for a large object cut into its own entries, those entries (by key)."""
+
+_FAILED: Final = (ValueError, StopIteration, IndexError, RecursionError, _Duplicate)
+"""What the cut meets on text it cannot follow: the whole parse then says what is wrong."""
+
+
+class Entries:
+    """The entries of the last JSON document one source parsed, by their text: the
+    top-level ones, and inside each large entry whose value is an object, that object's.
+
+    The JSON analogue of `_ryml.Sections`. Each key is read in turn; where its value's text
+    is the text the same key held last time (`str.startswith` at its offset, in C), and is
+    followed by `,` or `}`, the value is the very object parsed then; any other value is
+    parsed by the C scanner `json.loads` uses, one value at a time. A value's text is all
+    there is to it (JSON is context-free), and that text was checked whole when it was
+    read, duplicate keys included. So a one-leaf change to a 10,000-leaf document parses
+    one section, and the structurer, digests and diff skip the rest by identity.
+
+    Anything this walk cannot follow (a syntax error, a duplicate key, a top level that
+    is not an object, text after it) makes `tree()` return None: the caller parses the
+    document whole, as before, and that parse says what is wrong and where.
+
+    A key is read in Python, about 3 us each: an object is cut only when its last text
+    averaged `min_entry` characters or more per key (a whole parse takes ~11 us per 1,000
+    characters here), so a change to every entry costs at most ~1.3x the whole parse, and
+    a flat document of many short values keeps the one C call it had. Only the last
+    document's entries are kept (about the size of its text); each returned tree is new,
+    and no remembered value is ever modified.
+    """
+
+    __slots__ = ("_state", "last", "max_nodes", "min_entry", "min_size")
+
+    def __init__(self, *, max_nodes: int = MAX_NODES, min_size: int = 2048, min_entry: int = 1024) -> None:
+        self.max_nodes = max_nodes
+        self.min_size = min_size  # smaller documents and values are parsed whole: one call is cheaper
+        self.min_entry = min_entry
+        # key -> entry of the last top-level object, or None: parse the next one whole.
+        self._state: dict[str, _Entry] | None = None
+        # The last tree returned, with its nodes and levels (one tuple, replaced whole).
+        self.last: tuple[dict[str, Any], int, int] | None = None
+
+    def within(self, tree: Any) -> bool:
+        """Whether `tree` is the last one returned and within the node and depth budgets
+        (`_guard.check_tree`'s count, summed over the entries, each counted once)."""
+        last = self.last
+        return last is not None and last[0] is tree and last[1] <= self.max_nodes and last[2] <= MAX_DEPTH
+
+    def tree(self, text: str) -> dict[str, Any] | None:
+        """The object `text` holds, from the last document's entries where they are
+        unchanged; None when the document must be parsed whole (then `parsed_whole`)."""
+        state = self._state
+        if state is None or len(text) < self.min_size:
+            self._state = self.last = None
+            return None
+        try:
+            pos = _ws_match(text, 0).end()
+            if text[pos] != "{":
+                raise ValueError
+            cut = self._object(text, pos, state, 1)
+            if cut is None or _ws_match(text, cut[1]).end() != len(text):
+                raise ValueError  # an empty object, or text after it
+        except _FAILED:
+            # Its entries stay: the document that mends this one may reuse them.
+            self.last = None
+            return None
+        tree, _, found, nodes, levels = cut
+        self._state = found if self._worth_cutting(len(text), len(found)) else None
+        self.last = (tree, nodes, levels)
+        return tree
+
+    def parsed_whole(self, text: str, tree: Any) -> None:
+        """After a whole parse: cut the next document when this one's shape is worth it."""
+        self.last = None
+        worth = type(tree) is dict and len(text) >= self.min_size and self._worth_cutting(len(text), len(tree))
+        self._state = (self._state or {}) if worth else None
+
+    def _worth_cutting(self, size: int, keys: int) -> bool:
+        return keys > 0 and size >= self.min_entry * keys
+
+    def _object(
+        self, text: str, pos: int, known: dict[str, _Entry], depth: int
+    ) -> tuple[dict[str, Any], int, dict[str, _Entry], int, int] | None:
+        """The object whose `{` is at `pos`: (it, the offset after it, its entries, its
+        nodes, its levels), or None for an empty one. Raises one of `_FAILED`."""
+        ws, starts = _ws_match, text.startswith
+        out: dict[str, Any] = {}
+        found: dict[str, _Entry] = {}
+        nodes, levels = 1, 0
+        pos = ws(text, pos + 1).end()
+        if text[pos] != '"':
+            return None
+        while True:
+            key, pos = scanstring(text, pos + 1)
+            if key in out:
+                raise _Duplicate  # the whole parse places it
+            pos = ws(text, pos).end()
+            if text[pos] != ":":
+                raise ValueError
+            start = ws(text, pos + 1).end()
+            old = entry = known.get(key)
+            if entry is not None:
+                if starts(entry[0], start):
+                    after = ws(text, start + len(entry[0])).end()
+                    if text[after] not in ",}":
+                        entry = None  # a longer number, or worse: read it anew
+                else:
+                    entry = None
+            if entry is None:
+                entry, after = self._value(text, start, old, depth)
+            out[key] = entry[1]
+            found[key] = entry
+            nodes += entry[2]
+            levels = max(levels, entry[3])
+            if text[after] == "}":
+                return out, after + 1, found, nodes, levels + 1
+            if text[after] != ",":
+                raise ValueError
+            pos = ws(text, after + 1).end()
+            if text[pos] != '"':
+                raise ValueError
+
+    def _value(self, text: str, start: int, old: _Entry | None, depth: int) -> tuple[_Entry, int]:
+        """A value that changed: cut into its entries when it was a large object worth
+        cutting last time and still starts as one, else parsed whole. Returns its entry
+        and the offset of the `,` or `}` after it."""
+        if old is not None and old[4] is not None and text[start] == "{" and depth < MAX_DEPTH - 1:
+            cut = self._object(text, start, old[4], depth + 1)
+            if cut is not None:
+                value, end, found, nodes, levels = cut
+                worth = end - start >= self.min_size and self._worth_cutting(end - start, len(found))
+                return (text[start:end], value, nodes, levels, found if worth else None), _ws_match(text, end).end()
+        value, end = _scan_once(text, start)
+        if type(value) is dict or type(value) is list:
+            over = (self.max_nodes + 1, MAX_DEPTH + 1)  # counted no further: the whole walk says where
+            size = measure(value, max_nodes=self.max_nodes, max_depth=MAX_DEPTH - 1) or over
+        else:
+            size = (1, 0)
+        # A large object is cut next time: its entries are remembered when it is next read.
+        below: dict[str, Any] | None = None
+        if type(value) is dict and end - start >= self.min_size and self._worth_cutting(end - start, len(value)):
+            below = {}
+        return (text[start:end], value, *size, below), _ws_match(text, end).end()
+
+
+# The whitespace at an offset: `[ \t\n\r]*` matches everywhere, if only emptily.
+_ws_match = cast("Callable[[str, int], re.Match[str]]", _WS.match)
+
+
 class JsonFile(FileSource):
     """A JSON file layer (same arguments as `YamlFile`). Duplicate keys are an error."""
 
     format = "JSON"
     deep_text_check = False  # json stops at the recursion limit within a millisecond
+    _entries: Entries | None = None
 
     def _parse(self, text: str) -> Any:
+        if self._entries is None:
+            # Made on the first parse, once FileSource.__init__ has set max_nodes.
+            self._entries = Entries(max_nodes=self.max_nodes)
+        tree = self._entries.tree(text)
+        if tree is not None:
+            return tree
+        tree = self._parse_whole(text)
+        self._entries.parsed_whole(text, tree)
+        return tree
+
+    def _within(self, tree: Any) -> bool:
+        return self._entries is not None and self._entries.within(tree)
+
+    def _parse_whole(self, text: str) -> Any:
         try:
             tree = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:

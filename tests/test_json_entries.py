@@ -151,6 +151,42 @@ def test_an_unchanged_entry_is_the_object_it_was(tmp_path: pathlib.Path) -> None
     assert fifth["s3"]["g"] is fourth["s3"]["g"]
 
 
+def _kept(entry: Any) -> int:
+    """Characters of text an entry and the entries below it keep."""
+    own = len(entry[0]) if entry[0] is not None else 0
+    return own + sum(_kept(e) for e in (entry[4] or {}).values())
+
+
+@pytest.mark.parametrize("shape", ["chain", "sections"])
+def test_entries_keep_each_character_of_the_text_once_at_most(tmp_path: pathlib.Path, shape: str) -> None:
+    """However deep the cut goes (a chain of 90 objects, each cut into its one entry), the
+    entries keep about the text's size, not a copy per level; and an object whose entries
+    are all unchanged is the very object it was."""
+    src = source(tmp_path)
+    before: Any = None
+    for v in range(4):
+        if shape == "chain":
+            doc: Any = {"leaf": v, "pad": "x" * 2000}
+            for _ in range(90):
+                doc = {"d": doc, "side": {"k": "y" * 30}}
+        else:
+            doc = {f"s{i}": {f"g{j}": {"v": v if (i, j) == (0, 0) else j} for j in range(5)} for i in range(5)}
+        text = json.dumps(doc)
+        tree = read(src, text)[1]
+        assert tree == doc
+        assert src._entries is not None
+        root = src._entries._root
+        assert root is not None
+        assert _kept(root) <= len(text)
+        # Parsed whole, then seeded, then reused: one level more per change.
+        if v >= 2 and shape == "sections":
+            assert all(tree[f"s{i}"] is before[f"s{i}"] for i in range(1, 5))
+        if v >= 3 and shape == "sections":
+            assert tree["s0"]["g1"] is before["s0"]["g1"]
+            assert tree["s0"] is not before["s0"]
+        before = tree
+
+
 def test_a_source_cuts_large_documents_only_where_entries_are_long(tmp_path: pathlib.Path) -> None:
     """A real source: a 10,000-leaf document of 100 sections is cut (one section parsed
     per change); a flat one of 10,000 short keys keeps its one C call."""

@@ -165,9 +165,10 @@ def _syntax_error(name: str, text: str, exc: json.JSONDecodeError) -> ConfigErro
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 _scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
-_Entry = tuple[str, Any, int, int, "dict[str, Any] | None"]
-"""A remembered entry: its value's text, the value, its nodes and levels (`measure`), and,
-for a large object cut into its own entries, those entries (by key)."""
+_Entry = tuple["str | None", Any, int, int, "dict[str, _Entry] | None"]
+"""A remembered value: its text (None for an object cut into its entries), the value, its
+nodes and levels (`measure`), and its entries by key once it is an object worth cutting
+(`{}` until it is next read: a large object parsed in one call)."""
 
 _FAILED: Final = (ValueError, StopIteration, IndexError, RecursionError, _Duplicate)
 """What the cut meets on text it cannot follow: the whole parse then says what is wrong."""
@@ -177,13 +178,15 @@ class Entries:
     """The entries of the last JSON document one source parsed, by their text: the
     top-level ones, and inside each large entry whose value is an object, that object's.
 
-    The JSON analogue of `_ryml.Sections`. Each key is read in turn; where its value's text
-    is the text the same key held last time (`str.startswith` at its offset, in C), and is
-    followed by `,` or `}`, the value is the very object parsed then; any other value is
-    parsed by the C scanner `json.loads` uses, one value at a time. A value's text is all
-    there is to it (JSON is context-free), and that text was checked whole when it was
-    read, duplicate keys included. So a one-leaf change to a 10,000-leaf document parses
-    one section, and the structurer, digests and diff skip the rest by identity.
+    The JSON analogue of `_ryml.Sections`. Each key of an object is read in turn; where
+    its value's text is the text the same key held last time (`str.startswith` at its
+    offset, in C), and is followed by `,` or `}`, the value is the very object parsed then;
+    any other value is parsed by the C scanner `json.loads` uses, one value at a time. A
+    value's text is all there is to it (JSON is context-free), and that text was checked
+    whole when it was read, duplicate keys included. So a one-leaf change to a 10,000-leaf
+    document parses one section, and the structurer, digests and diff skip the rest by
+    identity. An object cut into its entries whose entries are all the ones it had, in
+    the same order, is the very object it was too.
 
     Anything this walk cannot follow (a syntax error, a duplicate key, a top level that
     is not an object, text after it) makes `tree()` return None: the caller parses the
@@ -191,20 +194,23 @@ class Entries:
 
     A key is read in Python, about 3 us each: an object is cut only when its last text
     averaged `min_entry` characters or more per key (a whole parse takes ~11 us per 1,000
-    characters here), so a change to every entry costs at most ~1.3x the whole parse, and
-    a flat document of many short values keeps the one C call it had. Only the last
-    document's entries are kept (about the size of its text); each returned tree is new,
-    and no remembered value is ever modified.
+    characters here), so a change to every entry costs what the whole parse and its
+    budget walk do (a whole reload, 1,000 and 10,000 leaves: 0.94-1.03x), and a flat
+    document of many short values keeps the one C call it had. Only the last
+    document's entries are kept, and each character of its text in one of them at most
+    (an object cut into entries keeps theirs, not its own): about the size of the text,
+    however deep the cut goes. Each returned tree is new where it changed, and no
+    remembered value is ever modified.
     """
 
-    __slots__ = ("_state", "last", "max_nodes", "min_entry", "min_size")
+    __slots__ = ("_root", "last", "max_nodes", "min_entry", "min_size")
 
     def __init__(self, *, max_nodes: int = MAX_NODES, min_size: int = 2048, min_entry: int = 1024) -> None:
         self.max_nodes = max_nodes
-        self.min_size = min_size  # smaller documents and values are parsed whole: one call is cheaper
+        self.min_size = min_size  # smaller documents and objects are parsed whole: one call is cheaper
         self.min_entry = min_entry
-        # key -> entry of the last top-level object, or None: parse the next one whole.
-        self._state: dict[str, _Entry] | None = None
+        # The last document as an entry cut into its own, or None: parse the next one whole.
+        self._root: _Entry | None = None
         # The last tree returned, with its nodes and levels (one tuple, replaced whole).
         self.last: tuple[dict[str, Any], int, int] | None = None
 
@@ -217,44 +223,48 @@ class Entries:
     def tree(self, text: str) -> dict[str, Any] | None:
         """The object `text` holds, from the last document's entries where they are
         unchanged; None when the document must be parsed whole (then `parsed_whole`)."""
-        state = self._state
-        if state is None or len(text) < self.min_size:
-            self._state = self.last = None
+        root = self._root
+        if root is None or len(text) < self.min_size:
+            self._root = self.last = None
             return None
         try:
             pos = _ws_match(text, 0).end()
             if text[pos] != "{":
                 raise ValueError
-            cut = self._object(text, pos, state, 1)
+            cut = self._cut(text, pos, root, 1)
             if cut is None or _ws_match(text, cut[1]).end() != len(text):
                 raise ValueError  # an empty object, or text after it
         except _FAILED:
             # Its entries stay: the document that mends this one may reuse them.
             self.last = None
             return None
-        tree, _, found, nodes, levels = cut
-        self._state = found if self._worth_cutting(len(text), len(found)) else None
-        self.last = (tree, nodes, levels)
-        return tree
+        entry = cut[0]
+        worth = entry[4] is not None and self._worth_cutting(len(text), len(entry[4]))
+        self._root = entry if worth else None
+        self.last = (entry[1], entry[2], entry[3])
+        return entry[1]  # type: ignore[no-any-return]
 
     def parsed_whole(self, text: str, tree: Any) -> None:
         """After a whole parse: cut the next document when this one's shape is worth it."""
         self.last = None
-        worth = type(tree) is dict and len(text) >= self.min_size and self._worth_cutting(len(text), len(tree))
-        self._state = (self._state or {}) if worth else None
+        if type(tree) is dict and self._worth_cutting(len(text), len(tree)):
+            if self._root is None:  # else keep the entries: the next one may reuse them
+                self._root = (None, tree, 0, 0, {})
+        else:
+            self._root = None
 
     def _worth_cutting(self, size: int, keys: int) -> bool:
-        return keys > 0 and size >= self.min_entry * keys
+        return size >= self.min_size and keys > 0 and size >= self.min_entry * keys
 
-    def _object(
-        self, text: str, pos: int, known: dict[str, _Entry], depth: int
-    ) -> tuple[dict[str, Any], int, dict[str, _Entry], int, int] | None:
-        """The object whose `{` is at `pos`: (it, the offset after it, its entries, its
-        nodes, its levels), or None for an empty one. Raises one of `_FAILED`."""
+    def _cut(self, text: str, pos: int, old: _Entry, depth: int) -> tuple[_Entry, int] | None:
+        """The object whose `{` is at `pos`, read entry by entry against `old`'s entries:
+        its entry and the offset after its `}`; None for an empty one. Raises one of
+        `_FAILED`."""
+        known: dict[str, _Entry] = old[4] or {}
         ws, starts = _ws_match, text.startswith
         out: dict[str, Any] = {}
         found: dict[str, _Entry] = {}
-        nodes, levels = 1, 0
+        nodes, levels, same = 1, 0, True
         pos = ws(text, pos + 1).end()
         if text[pos] != '"':
             return None
@@ -266,48 +276,54 @@ class Entries:
             if text[pos] != ":":
                 raise ValueError
             start = ws(text, pos + 1).end()
-            old = entry = known.get(key)
+            was = entry = known.get(key)
             if entry is not None:
-                if starts(entry[0], start):
+                if entry[0] is not None and starts(entry[0], start):
                     after = ws(text, start + len(entry[0])).end()
                     if text[after] not in ",}":
                         entry = None  # a longer number, or worse: read it anew
                 else:
                     entry = None
             if entry is None:
-                entry, after = self._value(text, start, old, depth)
+                entry, after = self._value(text, start, was, depth)
+            same = same and entry is was
             out[key] = entry[1]
             found[key] = entry
             nodes += entry[2]
             levels = max(levels, entry[3])
             if text[after] == "}":
-                return out, after + 1, found, nodes, levels + 1
+                break
             if text[after] != ",":
                 raise ValueError
             pos = ws(text, after + 1).end()
             if text[pos] != '"':
                 raise ValueError
+        end = after + 1
+        if same and len(found) == len(known) and list(found) == list(known):
+            return old, end  # every entry as it was, in the same order: the object it was
+        return (None, out, nodes, levels + 1, found), end
 
     def _value(self, text: str, start: int, old: _Entry | None, depth: int) -> tuple[_Entry, int]:
-        """A value that changed: cut into its entries when it was a large object worth
-        cutting last time and still starts as one, else parsed whole. Returns its entry
-        and the offset of the `,` or `}` after it."""
+        """A value that changed: cut into its entries when it was an object worth cutting
+        and still starts as one, else parsed whole. Returns its entry and the offset of
+        the `,` or `}` after it."""
         if old is not None and old[4] is not None and text[start] == "{" and depth < MAX_DEPTH - 1:
-            cut = self._object(text, start, old[4], depth + 1)
+            cut = self._cut(text, start, old, depth + 1)
             if cut is not None:
-                value, end, found, nodes, levels = cut
-                worth = end - start >= self.min_size and self._worth_cutting(end - start, len(found))
-                return (text[start:end], value, nodes, levels, found if worth else None), _ws_match(text, end).end()
+                entry, end = cut
+                if entry[0] is None and not self._worth_cutting(end - start, len(entry[4] or ())):
+                    entry = (text[start:end], *entry[1:4], None)  # no longer worth it: by its text
+                return entry, _ws_match(text, end).end()
         value, end = _scan_once(text, start)
         if type(value) is dict or type(value) is list:
             over = (self.max_nodes + 1, MAX_DEPTH + 1)  # counted no further: the whole walk says where
             size = measure(value, max_nodes=self.max_nodes, max_depth=MAX_DEPTH - 1) or over
         else:
             size = (1, 0)
-        # A large object is cut next time: its entries are remembered when it is next read.
-        below: dict[str, Any] | None = None
-        if type(value) is dict and end - start >= self.min_size and self._worth_cutting(end - start, len(value)):
-            below = {}
+        # A large object is cut when it next changes: its entries are remembered then.
+        below: dict[str, _Entry] | None = (
+            {} if type(value) is dict and self._worth_cutting(end - start, len(value)) else None
+        )
         return (text[start:end], value, *size, below), _ws_match(text, end).end()
 
 

@@ -77,9 +77,21 @@ def is_glob(pattern: str) -> bool:
 def _compiled(pattern: str) -> Callable[[str], re.Match[str] | None]:
     # `fnmatch.translate` once per pattern; matching a compiled regex is ~10x faster than
     # `fnmatchcase`, which re-checks its own cache on every call.
-    here = fnmatch.translate(pattern)
-    below = fnmatch.translate(pattern + ".*")
+    here = fnmatch.translate(_closed(pattern))
+    below = fnmatch.translate(_closed(pattern + ".*"))
     return re.compile(f"(?:{here})|(?:{below})").match
+
+
+def _closed(pattern: str) -> str:
+    """`pattern` with each `[` that no `]` closes written `[[]`: the same glob (fnmatch
+    reads an unclosed `[` as a literal `[`, and `[[]` matches just that), but fnmatch
+    scans to the end of the pattern for every unclosed `[`, so 4,000 of them took 2.4 s
+    to translate. Only a `[` after the last `]` can be unclosed (`[]` and `[!]` at the
+    very end aside: one scan each)."""
+    last = pattern.rfind("]")
+    if "[" not in pattern[last + 1 :]:
+        return pattern
+    return pattern[: last + 1] + pattern[last + 1 :].replace("[", "[[]")
 
 
 def matcher(pattern: str) -> Callable[[str], object]:

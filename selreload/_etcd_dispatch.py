@@ -56,12 +56,21 @@ class Dispatcher:
         self.name = name
         self.max_threads = max_threads
         self.died = False
-        self._cond = threading.Condition()
+        # Taken as `with self._lock` (a C context manager) where no wait follows: the
+        # loop thread takes it once per wake, for each of the process's instances.
+        self._lock = lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the pool threads wait on it for work
+        # `remove()` waits on this one for a run to end, under the same lock: a run's end
+        # then wakes a waiting `remove()` only, not every idle pool thread (each such wake
+        # is a futex call and a GIL handoff, per run, per idle thread).
+        self._ended = threading.Condition(lock)
+        self._removing = 0
         self._ready: collections.deque[Job] = collections.deque()
         self._timers: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # pool threads waiting for work
+        self._signalled = 0  # of those, the ones notified that have not woken yet
         self._closed = False
         self._local = threading.local()
 
@@ -76,7 +85,7 @@ class Dispatcher:
 
     def wake(self, job: Job) -> None:
         """Run `job.notify()` soon (once more after the current run, if it runs now)."""
-        with self._cond:
+        with self._lock:
             if job.closed:
                 return
             job.woken = True
@@ -96,8 +105,12 @@ class Dispatcher:
             if getattr(self._local, "job", None) is job:
                 return
             deadline = time.monotonic() + timeout
-            while job.running and (left := deadline - time.monotonic()) > 0:
-                self._cond.wait(left)
+            self._removing += 1
+            try:
+                while job.running and (left := deadline - time.monotonic()) > 0:
+                    self._ended.wait(left)
+            finally:
+                self._removing -= 1
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the threads (joining all but the caller's own)."""
@@ -126,8 +139,12 @@ class Dispatcher:
 
     def _kick(self) -> None:
         # Under the lock. An idle thread takes the work; else a new one, up to the limit.
+        # A thread woken takes every job ready before it waits again: one put that wakes
+        # the 125 instances of a process notifies one thread, not 125 times.
         if self._idle:
-            self._cond.notify()
+            if self._idle > self._signalled:  # else every idle thread is on its way already
+                self._signalled += 1
+                self._cond.notify()
         elif len(self._threads) < self.max_threads and not self._closed:
             thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
             self._threads.append(thread)
@@ -153,6 +170,9 @@ class Dispatcher:
                 self._cond.wait(timeout)
             finally:
                 self._idle -= 1
+                # Woken by a notify, or by its timeout (then this count is only low for a
+                # while, which costs a notify more, never a job left waiting).
+                self._signalled = max(self._signalled - 1, 0)
         return None
 
     def _serve(self) -> None:
@@ -168,14 +188,15 @@ class Dispatcher:
                     self._run(job, woken)
                 finally:
                     self._local.job = None
-                    with self._cond:
+                    with self._lock:
                         job.running = False
                         if job.woken and not job.closed:
                             job.queued = True
                             self._ready.append(job)
                         else:
                             self._schedule_tick(job, time.monotonic())
-                        self._cond.notify_all()  # a remove() may be waiting for this run
+                        if self._removing:
+                            self._ended.notify_all()  # a remove() is waiting for a run to end
         except BaseException:
             self.died = True
             raise

@@ -331,3 +331,42 @@ def test_a_reload_of_a_cut_document_skips_the_unchanged_section(tmp_path: pathli
         assert seen[1:] == [("a.limit",)] * 3  # after the live values, on registering
     finally:
         reloader.stop()
+
+
+# Large documents at a real source's thresholds (2 kB documents, 1 kB per key): sections
+# of nested objects and long strings, so some are cut into their own entries and some not.
+BIG_VALUES = st.recursive(
+    st.one_of(SCALARS, st.text(min_size=100, max_size=400)),
+    lambda inner: st.dictionaries(st.sampled_from([f"k{i}" for i in range(12)]), inner, max_size=8),
+    max_leaves=30,
+)
+BIG_DOCS = st.dictionaries(
+    st.sampled_from([f"sec{i}" for i in range(20)]),
+    st.dictionaries(st.sampled_from([f"g{i}" for i in range(12)]), BIG_VALUES, min_size=1, max_size=10),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(BIG_DOCS, st.lists(st.tuples(st.integers(0, 10**9), BIG_VALUES, st.booleans()), min_size=1, max_size=8))
+def test_large_documents_at_a_real_sources_thresholds_read_as_json_loads(
+    tmp_path_factory: pytest.TempPathFactory, doc: dict[str, Any], edits: list[tuple[int, Any, bool]]
+) -> None:
+    src = JsonFile(tmp_path_factory.mktemp("big") / "c.json", watch=False)
+    docs = [json.dumps(doc)]
+    for where, value, broken in edits:
+        sections = sorted(doc)
+        section = sections[where % len(sections)]
+        doc = {**doc, section: {**doc[section], f"g{where % 12}": value}}
+        text = json.dumps(doc, indent=where % 3 or None)
+        if broken:  # a character in, somewhere
+            at = where % (len(text) + 1)
+            text = text[:at] + '",}1 '[where % 5] + text[at:]
+        docs.append(text)
+    for text in docs:
+        ok, ref = reference(text)
+        got_ok, got = read(src, text)
+        assert got_ok == ok, text[:200]
+        if ok:
+            assert same(got, ref)

@@ -162,6 +162,21 @@ def measure(tree: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH
     return total, depth - 1
 
 
+def entry_size(value: Any, max_nodes: int) -> tuple[int, int]:
+    """`(nodes, levels)` of one top-level (or deeper) entry of a document a parser cuts into
+    entries (`_ryml.Sections`, `sources._json.Entries`): a scalar is one node and no level;
+    a container over either budget counts as over both (the whole walk then says where)."""
+    if isinstance(value, dict | list):
+        return measure(value, max_nodes=max_nodes, max_depth=MAX_DEPTH - 1) or (max_nodes + 1, MAX_DEPTH + 1)
+    return 1, 0
+
+
+def counted_within(last: tuple[Any, int, int] | None, tree: Any, max_nodes: int) -> bool:
+    """Whether `tree` is the one a cutting parser returned last (`last`: it, its nodes and
+    levels summed over its entries, each counted once) and within both budgets."""
+    return last is not None and last[0] is tree and last[1] <= max_nodes and last[2] <= MAX_DEPTH
+
+
 # Every source builds its trees from these (ruamel's CommentedMap is a dict subclass);
 # not the `Mapping` ABC: its isinstance check on every scalar doubled the walk's cost.
 _CONTAINERS: Final = (dict, list, tuple)

@@ -35,7 +35,7 @@ from typing import Any, Final, TypeAlias
 
 from ruamel.yaml.resolver import implicit_resolvers
 
-from ._guard import MAX_DEPTH, MAX_NODES, measure
+from ._guard import MAX_DEPTH, MAX_NODES, counted_within, entry_size
 
 _STR: Final = "tag:yaml.org,2002:str"
 
@@ -417,8 +417,7 @@ class Sections:
     def within(self, tree: Any) -> bool:
         """Whether `tree` is the last one returned and within the node and depth budgets
         (`_guard.check_tree`'s count, summed over the entries, each counted once)."""
-        last = self.last
-        return last is not None and last[0] is tree and last[1] <= self.max_nodes and last[2] <= MAX_DEPTH
+        return counted_within(self.last, tree, self.max_nodes)
 
     def tree(self, text: str, fast: _Parser) -> dict[str, Any] | None:
         """The mapping `text` holds (a document, or the lines below a key), or None."""
@@ -539,14 +538,9 @@ class Sections:
         if len(tree) != len(pieces):
             return None
         out: dict[str, _Entry] = {}
-        over = (self.max_nodes + 1, MAX_DEPTH + 1)  # counted no further: the walk says where
         for piece, (key, value) in zip(pieces, tree.items(), strict=True):
             m = _ENTRY_KEY.match(piece, self.indent)
             if m is None or m[1] != key:
                 return None
-            if isinstance(value, dict | list):
-                size = measure(value, max_nodes=self.max_nodes, max_depth=MAX_DEPTH - 1) or over
-            else:
-                size = (1, 0)
-            out[piece] = (key, value, *size)
+            out[piece] = (key, value, *entry_size(value, self.max_nodes))
         return out

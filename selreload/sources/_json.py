@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 from .._errors import ConfigError, Issue
-from .._guard import MAX_DEPTH, MAX_NODES, measure
+from .._guard import MAX_DEPTH, MAX_NODES, counted_within, entry_size
 from .._paths import item, join
 from .._yaml import Positions
 from ._file import FileSource
@@ -61,8 +61,7 @@ class _Scanner:
         return f"{self.name}:{line + 1}:{pos - self.lines[line] + 1}"
 
     def ws(self, pos: int) -> int:
-        m = _WS.match(self.text, pos)
-        return m.end() if m else pos
+        return _ws_match(self.text, pos).end()
 
     def at(self, pos: int) -> str:
         if pos >= len(self.text):
@@ -217,8 +216,7 @@ class Entries:
     def within(self, tree: Any) -> bool:
         """Whether `tree` is the last one returned and within the node and depth budgets
         (`_guard.check_tree`'s count, summed over the entries, each counted once)."""
-        last = self.last
-        return last is not None and last[0] is tree and last[1] <= self.max_nodes and last[2] <= MAX_DEPTH
+        return counted_within(self.last, tree, self.max_nodes)
 
     def tree(self, text: str) -> dict[str, Any] | None:
         """The object `text` holds, from the last document's entries where they are
@@ -299,7 +297,7 @@ class Entries:
             if text[pos] != '"':
                 raise ValueError
         end = after + 1
-        if same and len(found) == len(known) and list(found) == list(known):
+        if same and list(found) == list(known):
             return old, end  # every entry as it was, in the same order: the object it was
         return (None, out, nodes, levels + 1, found), end
 
@@ -315,11 +313,7 @@ class Entries:
                     entry = (text[start:end], *entry[1:4], None)  # no longer worth it: by its text
                 return entry, _ws_match(text, end).end()
         value, end = _scan_once(text, start)
-        if type(value) is dict or type(value) is list:
-            over = (self.max_nodes + 1, MAX_DEPTH + 1)  # counted no further: the whole walk says where
-            size = measure(value, max_nodes=self.max_nodes, max_depth=MAX_DEPTH - 1) or over
-        else:
-            size = (1, 0)
+        size = entry_size(value, self.max_nodes)
         # A large object is cut when it next changes: its entries are remembered then.
         below: dict[str, _Entry] | None = (
             {} if type(value) is dict and self._worth_cutting(end - start, len(value)) else None

@@ -32,6 +32,12 @@ median over rounds. CPU per put per instance is the process CPU time of a fleet'
 over the whole interleaved run (idle work such as lease keepalives included) / puts on
 its key / N; idle CPU is measured apart, over 3 s before the first put. GC stays on.
 
+Last, one event's work is timed in this process without etcd (`after_idle`): the floor's
+parse and ACK beside a Reloader reloading the same document from its bytes, each back to
+back and right after 10 ms of sleep, which is what every instance of a fleet does between
+puts. On this host a thread runs several times slower for a while after it wakes, so what
+an idle fleet pays per put follows the code an event runs more than its warm cost.
+
     .venv/bin/python benchmarks/bench_fleet.py            # ~2-3 minutes
     .venv/bin/python benchmarks/bench_fleet.py --quick    # fewer puts, under a minute
 """
@@ -144,19 +150,11 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
 
         def status_of(value: bytes, revision: int) -> bytes:
             tree = load(value)
-            ok = isinstance(tree, dict)
-            if ok and guarded:
+            if isinstance(tree, dict) and guarded:
                 if name not in deadlines:
                     deadlines[name] = Deadline(5.0, name=name)
                 deadlines[name](_no_op)
-            status = {
-                "instance": name,
-                "revision": revision,
-                "applied_revision": revision if ok else 0,
-                "digest": hashlib.sha256(value).hexdigest(),
-                "outcome": "applied" if ok else "invalid",
-            }
-            return json.dumps(status, sort_keys=True).encode()
+            return floor_status(name, tree, value, revision)
 
         async def put_status(body: bytes) -> None:
             await client.put(f"{status_prefix}{name}".encode(), body, lease=lease)
@@ -199,6 +197,99 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
         elif line.strip() == "quit":
             break
     os._exit(0)  # the leases expire with the process: no clean-up to measure
+
+
+def floor_status(name: str, tree: object, value: bytes, revision: int) -> bytes:
+    """The floor's ACK for a parsed document: JSON with its revision and digest."""
+    ok = isinstance(tree, dict)
+    status = {
+        "instance": name,
+        "revision": revision,
+        "applied_revision": revision if ok else 0,
+        "digest": hashlib.sha256(value).hexdigest(),
+        "outcome": "applied" if ok else "invalid",
+    }
+    return json.dumps(status, sort_keys=True).encode()
+
+
+def after_idle(samples: int, gap: float = 0.01) -> None:
+    """One event's work in this process, without etcd: back to back (warm), and right
+    after the thread slept `gap` s (as every fleet instance does between puts).
+
+    floor: the floor's parse and ACK; selreload: a Reloader of the fleet workers' schema
+    and applier reloading the document from its bytes, as `sr.Etcd` does with a value its
+    watch delivered (parse, structure, plan, applier, commit, record), inline. The CPU of
+    each (thread time, median of `samples`, interleaved) shows what an idle fleet pays:
+    on a host whose threads run slowly for a while after they wake, the per-put cost
+    grows with the code an event runs, not with its warm cost.
+    """
+    import selreload as sr
+    from selreload._ryml import parser as fast_parser
+    from selreload._typing import Layer
+    from selreload._yaml import parse_document
+
+    worker = _load("worker")
+    fast = fast_parser()
+    state = {"rev": 1}
+
+    class Pushed:
+        """The bytes a watch delivered, read the way `sr.Etcd.load` reads them."""
+
+        name = "etcd:/bench/app.yaml"
+
+        def load(self) -> Layer:
+            rev = state["rev"]
+            value = document(rev)
+            digest = f"{hashlib.sha256(value).hexdigest()}@{rev}"
+            return parse_document(f"{self.name}@{rev}", value, digest, revision=rev)
+
+        def watch(self, notify: Any) -> None:
+            return None
+
+    reloader = sr.Reloader(worker.App, [Pushed()], name="idle", applier_timeout=None, registry=_registry())
+    reloader.on("limit", worker.capacity_check)
+    reloader.start()
+
+    def floor_event() -> None:
+        rev = state["rev"]
+        value = document(rev)
+        tree = json.loads(fast.parse_json(value)) if fast is not None else None
+        floor_status("idle", tree, value, rev)
+
+    def selreload_event() -> None:
+        reloader.reload()
+
+    events: dict[str, Callable[[], None]] = {"floor": floor_event, "selreload": selreload_event}
+    cpu: dict[tuple[str, str], list[float]] = {(e, w): [] for e in events for w in ("warm", "idle")}
+    clock = time.thread_time_ns
+    for _ in range(samples):
+        for name, event in events.items():
+            for when in ("idle", "warm"):
+                if when == "idle":
+                    time.sleep(gap)
+                state["rev"] += 1
+                t0 = clock()
+                event()
+                cpu[name, when].append((clock() - t0) / 1e3)
+    reloader.stop()
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    print(f"\none event's work in this process, no etcd (thread CPU, median of {samples}, us):")
+    print(f"  {'':10} {'warm':>8} {f'after {gap * 1e3:.0f} ms idle':>18} {'x':>6}")
+    for name in events:
+        warm, idle = med[name, "warm"], med[name, "idle"]
+        print(f"  {name:10} {warm:8.1f} {idle:18.1f} {idle / warm:6.1f}")
+    gap_warm = med["selreload", "warm"] - med["floor", "warm"]
+    gap_idle = med["selreload", "idle"] - med["floor", "idle"]
+    print(
+        f"  selreload over the floor: +{gap_warm:.0f} us warm, +{gap_idle:.0f} us after idle"
+        " (compare: CPU per put per instance above, selreload minus the guarded floor)"
+    )
+
+
+def _registry() -> Any:
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry()
 
 
 def _no_op() -> None:
@@ -483,6 +574,7 @@ def main() -> int:
                 missed += report(n, layout, res)
         finally:
             server.stop()
+    after_idle(samples=15 if args.quick else 60)
     print("\ngoals missed: " + ("; ".join(missed) if missed else "none"))
     return 0
 

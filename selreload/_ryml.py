@@ -51,6 +51,21 @@ class _Unsure(Exception):
 _NODE_START = re.compile(r"(?:^|[\s\[{,:])[&*!@`%]", re.MULTILINE)  # anchor, alias, tag, reserved
 _MARKER = re.compile(r"^(?:---|\.\.\.|%)", re.MULTILINE)  # directives, several documents
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # in ASCII text
+# `.5e3` (a dot first, an exponent without a sign): rapidyaml writes `0.5e3`, a float, where
+# ruamel's YAML 1.2 resolver reads a string (its dot-first form wants `e+3`).
+# Searched from its literal `.` (a lookbehind first made the search 4x slower); what
+# precedes a hit, rare in a config, is checked after.
+_DOT_EXPONENT = re.compile(r"\.[0-9_]+[eE][0-9]")
+
+
+def _dot_exponent(text: str) -> bool:
+    for m in _DOT_EXPONENT.finditer(text):
+        start = m.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
+            return True
+    return False
+
+
 # Not printable, or a line break to libyaml (NEL, U+2028, U+2029).
 _NOT_PRINTABLE = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Where libyaml (ruamel's C scanner) and rapidyaml part in flow context: libyaml refuses a
@@ -85,6 +100,8 @@ def _unsure_text(text: str) -> bool:
         return True
     if (_CONTROL if text.isascii() else _NOT_PRINTABLE).search(text):
         return True
+    if "." in text and _dot_exponent(text):
+        return True
     if ("]" in text or "}" in text or "," in text) and _CLOSER.search(text):
         return True
     if ("|" in text or ">" in text) and _BLOCK_HEADER.search(text):
@@ -104,8 +121,10 @@ for _versions, _tag, _regexp, _first in implicit_resolvers:
             _RESOLVERS.setdefault(_ch, []).append((_tag, re.compile(_regexp.pattern, _regexp.flags)))
 
 # A JSON string in rapidyaml's output that looks like one of these was quoted in the YAML:
-# rapidyaml emits a plain `12`, `-0.5e3`, `true`, `null` or empty value unquoted.
-_JSON_TOKEN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|")
+# rapidyaml emits a plain `12`, `-0.5e3`, `true`, `null` or empty value unquoted. Not a
+# plain `0e5` (or `0E-3`): rapidyaml quotes that one, which YAML 1.2 reads as a float,
+# so a quoted `"0e5"` in the output is unsure and ruamel decides.
+_JSON_TOKEN = re.compile(r"(?!0[eE])-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|")
 
 # In rapidyaml's JSON without a backslash, every `"` opens or closes a string: these are the
 # strings ruamel's resolvers may read as something else (by their first characters, above),

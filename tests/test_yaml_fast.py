@@ -58,6 +58,10 @@ TOKENS = [
     "12:30", "1:20:30", "<<", "=", "a b", "a#b", "a #b", "héllo", "日本", "😀", "\u2028",
     "C:\\new", "x\"y", "it's", "-", "--", "?", "a: b", "@x", "`x", "%x", "|", ">", "}", "]", ",", "]x",
     ", x", "#", "a #", "{", "[",
+    # Exponents after a lone 0 or a dot first (found by fuzz_long): rapidyaml quotes a plain
+    # `0e5` and writes `.5e3` as `0.5e3`; ruamel reads a float and a string.
+    "0E25", "0e0", "0E+2", "0e-3", "-0e5", "+0e5", ".5e3", ".02E0", "-.16e40", "+.5e3", ".5E+2",
+    "-.5e-2", "._5e3", "0.5e3", "00e5",
 ]  # fmt: skip
 
 
@@ -74,6 +78,9 @@ scalar_text = st.one_of(
     st.text(alphabet="-?:,[]{}#&*!|>'\"%@` ab1.~", min_size=1, max_size=4),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.floats(allow_nan=False).map(repr),
+    # Number-shaped text of every part (sign, leading zeros, dot first or last, underscores,
+    # exponent with and without its sign): where the resolvers of YAML parsers differ.
+    st.from_regex(r"[-+]?(?:0|00|[0-9_]{1,3})?(?:\.[0-9_]{0,3})?(?:[eE][-+]?[0-9]{1,2})?", fullmatch=True),
 )
 key_text = st.one_of(
     st.sampled_from(["a", "b", "1", "~", "true", "yes", "<<", "x y", "ключ", "'q'", '"d"', "null", "''", "a-b"]),
@@ -233,6 +240,10 @@ def test_ordinary_config_takes_the_fast_path_with_yaml_12_values() -> None:
         "- |#c\n",
         "a: 1\n\ufeffb: 2\n",  # a BOM at a later line's start: libyaml refuses it (found by fuzz_long)
         "a:\n  x: 1\n\ufeff  y: 2\n",
+        "a: 0E25\n",  # rapidyaml quotes it, YAML 1.2 reads a float (found by fuzz_long)
+        'a: "0e5"\n',  # the same output: unsure which it was
+        "a: .5e3\n",  # rapidyaml writes 0.5e3, ruamel reads a string
+        "a:\n  - -.16e40\n",
     ],
 )
 def test_values_rapidyaml_reads_apart_decline(text: str) -> None:

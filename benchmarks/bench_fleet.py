@@ -103,22 +103,10 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
     import queue
     import threading
 
-    from ruamel.yaml import YAML
-
-    from selreload._ryml import parser as fast_parser
     from selreload._transaction import Deadline
 
     host, port = endpoint.removeprefix("http://").rsplit(":", 1)
-    # The fastest parse selreload has here: rapidyaml (the `fast` extra) when installed,
-    # else ruamel's safe loader, built once and reused as selreload builds its own.
-    yaml = YAML(typ="safe", pure=False)
-    fast = fast_parser()
-
-    def load(value: bytes) -> object:
-        if fast is not None:
-            return json.loads(fast.parse_json(value))
-        yaml.doc_infos.clear()
-        return yaml.load(value.decode("utf-8"))
+    load = floor_loader()
 
     # The guarded floor's threads: one worker off the loop, and selreload's own applier
     # deadline (a worker thread per instance) around a no-op applier.
@@ -199,6 +187,25 @@ def floor_host(endpoint: str, key: str, prefix: str, ttl: int, count: int, *, gu
     os._exit(0)  # the leases expire with the process: no clean-up to measure
 
 
+def floor_loader() -> Callable[[bytes], object]:
+    """The floor's parse: the fastest selreload has here, rapidyaml (the `fast` extra) when
+    installed, else ruamel's safe loader, built once and reused as selreload builds its own."""
+    from ruamel.yaml import YAML
+
+    from selreload._ryml import parser as fast_parser
+
+    yaml = YAML(typ="safe", pure=False)
+    fast = fast_parser()
+
+    def load(value: bytes) -> object:
+        if fast is not None:
+            return json.loads(fast.parse_json(value))
+        yaml.doc_infos.clear()
+        return yaml.load(value.decode("utf-8"))
+
+    return load
+
+
 def floor_status(name: str, tree: object, value: bytes, revision: int) -> bytes:
     """The floor's ACK for a parsed document: JSON with its revision and digest."""
     ok = isinstance(tree, dict)
@@ -223,13 +230,14 @@ def after_idle(samples: int, gap: float = 0.01) -> None:
     on a host whose threads run slowly for a while after they wake, the per-put cost
     grows with the code an event runs, not with its warm cost.
     """
+    from prometheus_client import CollectorRegistry
+
     import selreload as sr
-    from selreload._ryml import parser as fast_parser
     from selreload._typing import Layer
     from selreload._yaml import parse_document
 
     worker = _load("worker")
-    fast = fast_parser()
+    load = floor_loader()
     state = {"rev": 1}
 
     class Pushed:
@@ -246,15 +254,14 @@ def after_idle(samples: int, gap: float = 0.01) -> None:
         def watch(self, notify: Any) -> None:
             return None
 
-    reloader = sr.Reloader(worker.App, [Pushed()], name="idle", applier_timeout=None, registry=_registry())
+    reloader = sr.Reloader(worker.App, [Pushed()], name="idle", applier_timeout=None, registry=CollectorRegistry())
     reloader.on("limit", worker.capacity_check)
     reloader.start()
 
     def floor_event() -> None:
         rev = state["rev"]
         value = document(rev)
-        tree = json.loads(fast.parse_json(value)) if fast is not None else None
-        floor_status("idle", tree, value, rev)
+        floor_status("idle", load(value), value, rev)
 
     def selreload_event() -> None:
         reloader.reload()
@@ -284,12 +291,6 @@ def after_idle(samples: int, gap: float = 0.01) -> None:
         f"  selreload over the floor: +{gap_warm:.0f} us warm, +{gap_idle:.0f} us after idle"
         " (compare: CPU per put per instance above, selreload minus the guarded floor)"
     )
-
-
-def _registry() -> Any:
-    from prometheus_client import CollectorRegistry
-
-    return CollectorRegistry()
 
 
 def _no_op() -> None:

@@ -51,21 +51,6 @@ class _Unsure(Exception):
 _NODE_START = re.compile(r"(?:^|[\s\[{,:])[&*!@`%]", re.MULTILINE)  # anchor, alias, tag, reserved
 _MARKER = re.compile(r"^(?:---|\.\.\.|%)", re.MULTILINE)  # directives, several documents
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # in ASCII text
-# `.5e3` (a dot first, an exponent without a sign): rapidyaml writes `0.5e3`, a float, where
-# ruamel's YAML 1.2 resolver reads a string (its dot-first form wants `e+3`).
-# Searched from its literal `.` (a lookbehind first made the search 4x slower); what
-# precedes a hit, rare in a config, is checked after.
-_DOT_EXPONENT = re.compile(r"\.[0-9_]+[eE][0-9]")
-
-
-def _dot_exponent(text: str) -> bool:
-    for m in _DOT_EXPONENT.finditer(text):
-        start = m.start()
-        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
-            return True
-    return False
-
-
 # Not printable, or a line break to libyaml (NEL, U+2028, U+2029).
 _NOT_PRINTABLE = re.compile(r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Where libyaml (ruamel's C scanner) and rapidyaml part in flow context: libyaml refuses a
@@ -87,6 +72,21 @@ _BLOCK_HEADER = re.compile(r"(?:^[ ]*|[:?-][ ]+)[|>](?!(?:[1-9][+-]?|[+-][1-9]?)
 # libyaml refuses an implicit key of more than 1024 characters ("could not find expected
 # ':'"); rapidyaml takes it (found by `fuzz_long`).
 _KEY_LIMIT: Final = 1024
+
+
+# `.5e3` (a dot first, an exponent without a sign): rapidyaml writes `0.5e3`, a float, where
+# ruamel's YAML 1.2 resolver reads a string (its dot-first form wants `e+3`).
+# Searched from its literal `.` (a lookbehind first made the search 4x slower); what
+# precedes a hit, rare in a config, is checked after.
+_DOT_EXPONENT = re.compile(r"\.[0-9_]+[eE][0-9]")
+
+
+def _dot_exponent(text: str) -> bool:
+    for m in _DOT_EXPONENT.finditer(text):
+        start = m.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
+            return True
+    return False
 
 
 def _unsure_text(text: str) -> bool:
